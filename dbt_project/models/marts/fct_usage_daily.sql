@@ -1,0 +1,81 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day_utc',
+        indexes=[{'columns': ['day_utc']}, {'columns': ['org_id', 'day_utc']}],
+    )
+}}
+
+-- The hourly rollup summed to UTC days. An incremental run recomputes every day that holds an
+-- hour refreshed by the same window, so daily always equals the sum of its hours.
+
+with
+
+hourly as (
+
+    select * from {{ ref('fct_usage_hourly') }}
+
+),
+
+{% if is_incremental() %}
+affected_days as (
+
+    select distinct (event_hour at time zone 'UTC')::date as day_utc
+    from {{ ref('stg_usage__events') }}
+    where landing_hour >= '{{ var("min_date") }}'::timestamptz
+      and landing_hour < '{{ var("max_date") }}'::timestamptz
+
+),
+{% endif %}
+
+scoped as (
+
+    select
+        hourly.*,
+        (hour_utc at time zone 'UTC')::date as day_utc
+    from hourly
+    {% if is_incremental() %}
+    where hour_utc >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
+      and hour_utc < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        -- grain
+        day_utc,
+        org_id,
+        service,
+        provider,
+        model,
+
+        -- volume and outcome
+        sum(requests) as requests,
+        sum(successes) as successes,
+        sum(errors) as errors,
+        sum(errors)::double precision / nullif(sum(requests), 0) as error_rate,
+
+        -- tokens
+        sum(input_tokens) as input_tokens,
+        sum(cached_input_tokens) as cached_input_tokens,
+        sum(cache_write_tokens) as cache_write_tokens,
+        sum(output_tokens) as output_tokens,
+        sum(reasoning_tokens) as reasoning_tokens,
+
+        -- money as reported by the provider
+        sum(provider_cost_usd) as provider_cost_usd,
+
+        -- latency
+        sum(latency_ms_sum) / nullif(sum(latency_ms_count), 0) as latency_ms_avg,
+        max(latency_ms_max) as latency_ms_max,
+        sum(ttft_ms_sum) / nullif(sum(ttft_ms_count), 0) as ttft_ms_avg
+
+    from scoped
+    group by 1, 2, 3, 4, 5
+
+)
+
+select * from final

@@ -1,0 +1,85 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour_utc',
+        indexes=[
+            {'columns': ['hour_utc']},
+            {'columns': ['org_id', 'hour_utc']},
+        ],
+    )
+}}
+
+-- Requests, tokens, errors and latency per UTC hour, org, service, provider and model.
+-- An incremental run recomputes whole hours: every hour touched by an event that landed in the
+-- run's window (vars min_date/max_date), so a late event refreshes the hour it belongs to.
+
+with
+
+events as (
+
+    select * from {{ ref('stg_usage__events') }}
+
+),
+
+{% if is_incremental() %}
+affected_hours as (
+
+    select distinct event_hour
+    from events
+    where landing_hour >= '{{ var("min_date") }}'::timestamptz
+      and landing_hour < '{{ var("max_date") }}'::timestamptz
+
+),
+{% endif %}
+
+scoped as (
+
+    select events.*
+    from events
+    {% if is_incremental() %}
+    where event_time >= (select min(event_hour) from affected_hours)
+      and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
+      and event_hour in (select event_hour from affected_hours)
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        -- grain
+        event_hour as hour_utc,
+        org_id,
+        coalesce(service, 'unknown') as service,
+        provider,
+        model,
+
+        -- volume and outcome
+        count(*) as requests,
+        count(*) filter (where not is_error) as successes,
+        count(*) filter (where is_error) as errors,
+
+        -- tokens
+        sum(input_tokens) as input_tokens,
+        sum(cached_input_tokens) as cached_input_tokens,
+        sum(cache_write_tokens) as cache_write_tokens,
+        sum(output_tokens) as output_tokens,
+        sum(reasoning_tokens) as reasoning_tokens,
+
+        -- money as reported by the provider
+        sum(provider_cost_usd) as provider_cost_usd,
+
+        -- latency (sums and counts stay additive across hours)
+        sum(latency_ms) as latency_ms_sum,
+        count(latency_ms) as latency_ms_count,
+        max(latency_ms) as latency_ms_max,
+        sum(ttft_ms) as ttft_ms_sum,
+        count(ttft_ms) as ttft_ms_count
+
+    from scoped
+    group by 1, 2, 3, 4, 5
+
+)
+
+select * from final

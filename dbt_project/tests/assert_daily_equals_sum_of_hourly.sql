@@ -1,0 +1,21 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_usage_daily"}}}) }}
+
+-- Reconciliation: every UTC day's requests, errors and tokens equal the sum of its hours.
+with hourly as (
+    select (hour_utc at time zone 'UTC')::date as day_utc, org_id,
+           sum(requests) as requests, sum(errors) as errors, sum(input_tokens + output_tokens) as tokens
+    from {{ ref('fct_usage_hourly') }}
+    group by 1, 2
+),
+daily as (
+    select day_utc, org_id,
+           sum(requests) as requests, sum(errors) as errors, sum(input_tokens + output_tokens) as tokens
+    from {{ ref('fct_usage_daily') }}
+    group by 1, 2
+)
+select *
+from hourly
+full outer join daily using (day_utc, org_id)
+where hourly.requests is distinct from daily.requests
+   or hourly.errors is distinct from daily.errors
+   or hourly.tokens is distinct from daily.tokens

@@ -1,0 +1,67 @@
+"""The event contract: one usage event is one model request. The single source of truth.
+
+The raw table's columns (ingestion/schema.sql), the validator and the README's contract table
+all follow `FIELDS`; tests/test_contract.py keeps the three in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_TOKENS = 10_000_000  # one request above this is a unit mistake, not traffic
+MAX_LATENCY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # id | timestamp | text | int | number | json
+    required: bool
+    description: str
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def sql_type(self) -> str:
+        return {"id": "text", "timestamp": "timestamptz", "text": "text", "int": "bigint",
+                "number": "double precision", "json": "jsonb"}[self.kind]
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("event_id", "id", False, "Unique id of the request; derived from the content when absent"),
+    Field("event_time", "timestamp", True, "When the request started (ISO 8601 with a zone)"),
+    Field("received_at", "timestamp", False, "When the logging pipeline received the event"),
+    Field("org_id", "text", True, "Organisation (tenant) that made the request"),
+    Field("user_id", "text", False, "End user on whose behalf the request was made"),
+    Field("session_id", "text", False, "Conversation or session the request belongs to"),
+    Field("service", "text", False, "Calling application or service"),
+    Field("operation", "text", False, "Kind of call: chat, completion, embedding, ..."),
+    Field("tool", "text", False, "Tool invoked in this step, if any"),
+    Field("action", "text", False, "Product action that triggered the request"),
+    Field("event_type", "text", False, "Event type, e.g. llm_request"),
+    Field("provider", "text", True, "Model provider, e.g. openai, anthropic"),
+    Field("model", "text", True, "Model name as sent to the provider"),
+    Field("input_tokens", "int", False, "Prompt tokens including cached ones", 0, MAX_TOKENS),
+    Field("cached_input_tokens", "int", False, "Prompt tokens read from the provider's cache", 0, MAX_TOKENS),
+    Field("cache_write_tokens", "int", False, "Prompt tokens written to the provider's cache", 0, MAX_TOKENS),
+    Field("output_tokens", "int", False, "Completion tokens including reasoning ones", 0, MAX_TOKENS),
+    Field("reasoning_tokens", "int", False, "Reasoning tokens (part of output_tokens)", 0, MAX_TOKENS),
+    Field("credits", "number", False, "Internal credits charged for the request", 0, None),
+    Field("provider_cost_usd", "number", False, "Cost the provider reported, in USD", 0, None),
+    Field("latency_ms", "number", False, "Total request latency in milliseconds", 0, MAX_LATENCY_MS),
+    Field("ttft_ms", "number", False, "Time to first token in milliseconds", 0, MAX_LATENCY_MS),
+    Field("status", "text", True, "success or error"),
+    Field("error_code", "text", False, "Provider or client error code when status is error"),
+    Field("http_status", "int", False, "HTTP status of the provider call", 100, 599),
+    Field("metadata", "json", False, "Free-form attributes; unknown top-level fields are kept here"),
+)
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
+
+# Columns the loader adds to every raw row, after the contract's fields.
+LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("landing_hour", "timestamptz"),  # hour partition of the file the event arrived in
+    ("batch_id", "bigint"),  # ingestion batch (one file) that loaded it
+    ("content_hash", "text"),  # md5 of the source line, to tell a true duplicate from a conflict
+)

@@ -1,0 +1,131 @@
+"""Loader: one landed file becomes one atomic ingestion batch.
+
+Every line ends up loaded, recognised as a duplicate (its event id is already in the warehouse or
+earlier in the file: the first occurrence wins), or quarantined with reason codes; the batch's
+ledger row records the counts, and the database refuses a row where they do not add up.
+A file already loaded with the same checksum is skipped; a changed file reloads idempotently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ingestion.contract import FIELD_NAMES
+from ingestion.readers import checksum, files_for_hour, read_lines
+from ingestion.schema import ensure_schema
+from ingestion.validation import Rejected, validate
+
+SOURCE = "landing"
+COPY_COLUMNS = (*FIELD_NAMES, "landing_hour", "batch_id", "content_hash", "line_number")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    file: str
+    status: str  # loaded | skipped | failed
+    read: int = 0
+    loaded: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    conflicting: int = 0  # duplicates whose content differs from the kept row
+    error: str | None = None
+    batch_id: int | None = None
+
+
+def _copy_text(value) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False)
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _shown(raw: bytes) -> str:
+    """The raw line as storable text: bad bytes escaped, NULs made visible."""
+    return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
+def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None = None) -> BatchResult:
+    """Load one file as one transaction; never raises for bad content (a failed batch is recorded)."""
+    name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
+    digest = checksum(path)
+    with conn.cursor() as cur:
+        cur.execute("select 1 from raw.ingestion_batches where file = %s and checksum = %s and status = 'loaded'",
+                    (name, digest))
+        if cur.fetchone():
+            return BatchResult(name, "skipped")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))  # one loader per file at a time
+            cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
+            batch_id = cur.fetchone()[0]
+            events, quarantine, read = io.StringIO(), io.StringIO(), 0
+            for line_number, raw in read_lines(path):
+                read += 1
+                outcome = validate(raw, landing_hour)
+                if isinstance(outcome, Rejected):
+                    quarantine.write("\t".join(_copy_text(v) for v in (
+                        batch_id, SOURCE, name, line_number, _shown(raw),
+                        "{" + ",".join(outcome.reasons) + "}")) + "\n")
+                    continue
+                row = [outcome.values[f] for f in FIELD_NAMES]
+                row += [landing_hour, batch_id, outcome.content_hash, line_number]
+                events.write("\t".join(_copy_text(v) for v in row) + "\n")
+            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine)
+        return result
+    except (OSError, EOFError, ValueError) as exc:  # unreadable file: gzip damage, permissions, ...
+        conn.rollback()
+        error = f"{type(exc).__name__}: {exc}"
+        with conn, conn.cursor() as cur:
+            cur.execute("insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, error,"
+                        " finished_at) values (%s, %s, %s, %s, 'failed', %s, now()) returning batch_id",
+                        (SOURCE, name, digest, landing_hour, error))
+            return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
+
+
+def _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine) -> BatchResult:
+    cur.execute("create temp table incoming (like raw.usage_events) on commit drop")
+    cur.execute("alter table incoming add column line_number bigint")
+    events.seek(0)
+    cur.copy_expert(f"copy incoming ({', '.join(COPY_COLUMNS)}) from stdin", events)
+    valid = cur.rowcount
+    columns = ", ".join(COPY_COLUMNS[:-1])
+    cur.execute(f"""
+        insert into raw.usage_events ({columns})
+        select distinct on (event_id) {columns} from incoming order by event_id, line_number
+        on conflict (event_id) do nothing""")
+    loaded = cur.rowcount
+    cur.execute("""select count(*) from incoming i join raw.usage_events r using (event_id)
+                   where r.content_hash <> i.content_hash""")
+    conflicting = cur.fetchone()[0]
+    quarantine.seek(0)
+    cur.copy_expert("copy raw.quarantine (batch_id, source, file, line_number, raw_text, reasons) from stdin",
+                    quarantine)
+    quarantined = cur.rowcount
+    cur.execute("""
+        insert into raw.ingestion_batches (batch_id, source, file, checksum, landing_hour, rows_read, rows_loaded,
+            rows_duplicate, rows_quarantined, rows_conflicting, finished_at, status)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), 'loaded')""",
+                (batch_id, SOURCE, name, digest, landing_hour, read, loaded, valid - loaded, quarantined,
+                 conflicting))
+    if loaded:  # new rows: the hour must pass its quality gate again before staging reads it
+        cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) values (%s, 'pending')
+                       on conflict (landing_hour) do update set gate_status = 'pending'""", (landing_hour,))
+    return BatchResult(name, "loaded", read, loaded, valid - loaded, quarantined, conflicting, batch_id=batch_id)
+
+
+def load_hour(conn, landing_dir: Path, hour: datetime) -> list[BatchResult]:
+    """Load every file that landed in `hour`; a file that cannot be read does not stop the others."""
+    with conn, conn.cursor() as cur:
+        ensure_schema(cur)
+    return [load_file(conn, path, hour, landing_dir) for path in files_for_hour(landing_dir, hour)]

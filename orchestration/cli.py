@@ -1,0 +1,165 @@
+"""The `warehouse` command: run the demo, generate sample logs, open the Dagster UI.
+
+    warehouse demo        generate 7 days of sample logs and materialize every partition
+    warehouse generate    write sample usage logs into the landing zone
+    warehouse ui          start the Dagster UI (dagster dev) on the same warehouse
+    warehouse env         print the environment that `dagster` commands need (eval it in a shell)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orchestration.database import WarehouseUnreachable, dagster_storage_url, redacted, warehouse_dsn
+from orchestration.settings import PROJECT_ROOT, Settings, SettingError
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def say(message: str) -> None:
+    print(f"[warehouse {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Start the warehouse if embedded, and set DAGSTER_HOME / DAGSTER_PG_URL / WAREHOUSE_DSN."""
+    dsn = warehouse_dsn(settings)
+    home = settings.state_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {"WAREHOUSE_DSN": dsn, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_storage_url(settings),
+           "WAREHOUSE_LANDING_DIR": str(settings.landing_dir)}
+    os.environ.update(env)
+    return env
+
+
+def run_partitions(first_hour: datetime, last_hour: datetime, log_level: str = "INFO"):
+    """Materialize the hourly job over [first_hour, last_hour] as one run, recorded in Dagster's storage."""
+    import dagster as dg
+
+    from orchestration.dbt_project import prepare_manifest
+
+    prepare_manifest(refresh=True)
+    from orchestration.definitions import defs
+    from orchestration.partitions import hourly_partitions
+
+    job = defs().resolve_job_def("hourly_usage_job")
+    key = hourly_partitions.get_partition_key_for_timestamp
+    tags = {RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp())}
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+
+
+def summary(dsn: str) -> dict[str, int]:
+    from orchestration.database import cursor
+
+    with cursor(dsn) as cur:
+        cur.execute("""select count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
+                              coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_quarantined), 0),
+                              count(*) filter (where status = 'failed')
+                       from raw.ingestion_batches where status in ('loaded', 'failed')""")
+        files, read, loaded, duplicate, quarantined, failed = cur.fetchone()
+        counts = {"files": files, "read": read, "loaded": loaded, "duplicate": duplicate,
+                  "quarantined": quarantined, "unreadable files": failed}
+        for table in ("raw.usage_events", "staging.stg_usage__events", "marts.fct_usage_hourly",
+                      "marts.fct_usage_daily"):
+            cur.execute("select to_regclass(%s) is not null", (table,))
+            if cur.fetchone()[0]:
+                cur.execute(f"select count(*) from {table}")
+                counts[table] = cur.fetchone()[0]
+    return counts
+
+
+def demo(args: argparse.Namespace) -> int:
+    from ingestion.synthetic import Defects, default_start, generate
+
+    started = time.monotonic()
+    settings = Settings.from_env()
+    say("starting the warehouse database" + ("" if settings.dsn else f" (embedded, {settings.state_dir}/pgdata)"))
+    env = prepare_environment(settings)
+
+    start = default_start(args.days)
+    say(f"generating {args.days} days x {args.events_per_day:,} events/day from {start:%Y-%m-%d %H:00} UTC "
+        f"into {settings.landing_dir}")
+    manifest = generate(settings.landing_dir, start, args.days, args.events_per_day, args.seed,
+                        Defects().scaled(args.defect_scale), progress=say)
+    say(f"wrote {manifest.lines:,} lines in {manifest.files} hourly files "
+        f"(planted: {', '.join(f'{v:,} {k}' for k, v in sorted(manifest.planted.items()))})")
+
+    last_hour = start + timedelta(days=args.days) - timedelta(hours=1)
+    say(f"materializing {args.days * 24} hourly partitions as one run: ingest -> quality gate -> dbt")
+    result = run_partitions(start, last_hour)
+    elapsed = time.monotonic() - started
+    counts = summary(env["WAREHOUSE_DSN"])
+
+    print()
+    print(f"Run {result.run_id}: {'SUCCESS' if result.success else 'FAILED'} in {elapsed:.0f} s")
+    print(f"  events read        {counts['read']:>10,}  ({counts['files']} files)")
+    print(f"  loaded             {counts['loaded']:>10,}")
+    print(f"  duplicates         {counts['duplicate']:>10,}")
+    print(f"  quarantined        {counts['quarantined']:>10,}  (see raw.quarantine for line and reason)")
+    adds_up = counts["read"] == counts["loaded"] + counts["duplicate"] + counts["quarantined"]
+    print(f"  read = loaded + duplicates + quarantined: {'yes' if adds_up else 'NO'}")
+    for table in ("raw.usage_events", "staging.stg_usage__events", "marts.fct_usage_hourly",
+                  "marts.fct_usage_daily"):
+        print(f"  {table:<26} {counts.get(table, 0):>10,} rows")
+    print(f"  warehouse: {redacted(env['WAREHOUSE_DSN'])}")
+    print(f"  landing zone: {settings.landing_dir}")
+    print("  Dagster UI on the same data: .venv/bin/warehouse ui   (then open http://127.0.0.1:3000)")
+    return 0 if result.success and adds_up else 1
+
+
+def ui(args: argparse.Namespace) -> int:
+    env = prepare_environment(Settings.from_env())
+    say(f"DAGSTER_HOME={env['DAGSTER_HOME']}; starting dagster dev on http://127.0.0.1:{args.port}")
+    dagster = Path(sys.executable).parent / "dagster"
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                            "-p", str(args.port)])
+
+
+def print_env(args: argparse.Namespace) -> int:
+    for name, value in prepare_environment(Settings.from_env()).items():
+        print(f"export {name}='{value}'")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("demo", help="generate sample logs and materialize every partition")
+    run.add_argument("--days", type=int, default=7)
+    run.add_argument("--events-per-day", type=int, default=20_000)
+    run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--defect-scale", type=float, default=1.0)
+    run.set_defaults(handler=demo)
+    commands.add_parser("generate", help="write sample usage logs (see warehouse generate --help)", add_help=False)
+    serve = commands.add_parser("ui", help="start the Dagster UI on the same warehouse")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(handler=ui)
+    commands.add_parser("env", help="print DAGSTER_HOME, DAGSTER_PG_URL and WAREHOUSE_DSN").set_defaults(
+        handler=print_env)
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        from ingestion.synthetic import main as generate_main
+
+        return generate_main(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SettingError, WarehouseUnreachable) as exc:
+        print(f"warehouse: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Where data enters: landed usage-log files become rows of raw.usage_events."""
+
+
+from datetime import timedelta
+
+import dagster as dg
+
+from ingestion.loader import load_hour
+from orchestration.partitions import hourly_partitions
+from orchestration.resources import WarehouseResource
+
+
+@dg.asset(
+    key=["raw", "usage_events"],  # the dbt source raw.usage_events: dagster-dbt links to it by this key
+    group_name="ingestion",
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"postgres", "python"},
+    description="Usage events from the files that landed in each hour, deduplicated by event_id; "
+    "rows that break the event contract go to raw.quarantine with their reasons.",
+)
+def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    landing_dir = warehouse.settings.landing_dir
+    window = context.partition_time_window
+    hours = int((window.end - window.start) / timedelta(hours=1))
+    totals = dict.fromkeys(("files", "skipped", "failed", "read", "loaded", "duplicate", "quarantined",
+                            "conflicting"), 0)
+    conn = warehouse.connect()
+    try:
+        for i in range(hours):
+            hour = window.start + timedelta(hours=i)
+            for batch in load_hour(conn, landing_dir, hour):
+                totals["files"] += 1
+                totals["skipped"] += batch.status == "skipped"
+                totals["failed"] += batch.status == "failed"
+                for key in ("read", "loaded", "duplicate", "quarantined", "conflicting"):
+                    totals[key] += getattr(batch, key)
+                if batch.status == "failed":
+                    context.log.error(f"could not read {batch.file}: {batch.error}; fix or replace the file "
+                                      "and rematerialize this partition")
+            if hours > 1 and ((i + 1) % 24 == 0 or i + 1 == hours):
+                context.log.info(f"ingested {i + 1}/{hours} hours: {totals['read']:,} rows read, "
+                                 f"{totals['loaded']:,} loaded")
+    finally:
+        conn.close()
+    context.log.info(
+        f"{totals['files']} files ({totals['skipped']} unchanged, {totals['failed']} unreadable): "
+        f"read {totals['read']:,} = loaded {totals['loaded']:,} + duplicate {totals['duplicate']:,} "
+        f"+ quarantined {totals['quarantined']:,}")
+    return dg.MaterializeResult(metadata={f"rows_{k}" if k not in ("files", "skipped", "failed") else k:
+                                          dg.MetadataValue.int(v) for k, v in totals.items()})

@@ -1,0 +1,89 @@
+"""Every setting the warehouse reads, with its documented default.
+
+Settings come from environment variables only, and are read when a command or a run starts,
+never at import time. A bad value raises `SettingError`, whose message names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+# The single list the README's settings table is written from (tests/test_readme.py keeps them in step).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("WAREHOUSE_DSN", "(unset: embedded PostgreSQL under WAREHOUSE_STATE_DIR)",
+            "libpq URL of the warehouse database, e.g. postgresql://user@host:5432/warehouse"),
+    Setting("DAGSTER_PG_URL", "(derived: database `dagster` on the warehouse's server)",
+            "SQLAlchemy URL of Dagster's run, event-log and schedule storage"),
+    Setting("WAREHOUSE_STATE_DIR", ".warehouse", "where the embedded server, DAGSTER_HOME and reports live"),
+    Setting("WAREHOUSE_LANDING_DIR", "data/landing", "landing zone of raw usage-log files (dt=/hour= folders)"),
+    Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
+    Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
+    Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
+            "newest event older than this raises a freshness alert"),
+    Setting("WAREHOUSE_ALERT_WEBHOOK_URL", "(unset: alerts go to the log only)",
+            "URL that receives a JSON POST for every alert"),
+)
+
+
+def _relative_to_root(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a whole number; set it to a positive integer "
+                           f"or unset it for the default {default}") from None
+    if value <= 0:
+        raise SettingError(f"{name}={value} must be positive; unset it for the default {default}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str | None  # None means: start the embedded server
+    dagster_pg_url: str | None
+    state_dir: Path
+    landing_dir: Path
+    raw_retention_days: int
+    hourly_retention_days: int
+    freshness_max_lag_minutes: int
+    alert_webhook_url: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        dsn = os.environ.get("WAREHOUSE_DSN", "").strip() or None
+        if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
+            raise SettingError(f"WAREHOUSE_DSN must be a libpq URL starting with postgresql://, got "
+                               f"{dsn.split('://')[0]!r}; e.g. postgresql://postgres@127.0.0.1:5432/warehouse")
+        return cls(
+            dsn=dsn,
+            dagster_pg_url=os.environ.get("DAGSTER_PG_URL", "").strip() or None,
+            state_dir=_relative_to_root(os.environ.get("WAREHOUSE_STATE_DIR", "") or ".warehouse"),
+            landing_dir=_relative_to_root(os.environ.get("WAREHOUSE_LANDING_DIR", "") or "data/landing"),
+            raw_retention_days=_positive_int("WAREHOUSE_RAW_RETENTION_DAYS", 30),
+            hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
+            freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),
+            alert_webhook_url=os.environ.get("WAREHOUSE_ALERT_WEBHOOK_URL", "").strip() or None,
+        )
