@@ -19,10 +19,6 @@ from pathlib import Path
 from orchestration.database import WarehouseUnreachable, dagster_storage_url, redacted, warehouse_dsn
 from orchestration.settings import PROJECT_ROOT, Settings, SettingError
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
 def say(message: str) -> None:
     print(f"[warehouse {datetime.now():%H:%M:%S}] {message}", flush=True)
 
@@ -39,24 +35,16 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_partitions(first_hour: datetime, last_hour: datetime, log_level: str = "INFO"):
-    """Materialize the hourly job over [first_hour, last_hour] as one run, recorded in Dagster's storage."""
+def run_partitions(first_hour: datetime, last_hour: datetime):
+    """Materialize every hour in the range as one run, recorded in Dagster's storage (visible in the UI)."""
     import dagster as dg
 
     from orchestration.dbt_project import prepare_manifest
+    from orchestration.runs import materialize_hours
 
-    prepare_manifest(refresh=True)
-    from orchestration.definitions import defs
-    from orchestration.partitions import hourly_partitions
-
-    job = defs().resolve_job_def("hourly_usage_job")
-    key = hourly_partitions.get_partition_key_for_timestamp
-    tags = {RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp())}
+    prepare_manifest(refresh=True)  # never run an edited model from a stale manifest
     with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        return materialize_hours(first_hour, last_hour, instance)
 
 
 def summary(dsn: str) -> dict[str, int]:

@@ -7,6 +7,7 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_usage__events') }}
 -- The hourly rollup summed to UTC days. An incremental run recomputes every day that holds an
 -- hour refreshed by the same window, so daily always equals the sum of its hours.
 

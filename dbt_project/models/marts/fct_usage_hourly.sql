@@ -67,14 +67,15 @@ final as (
         sum(output_tokens) as output_tokens,
         sum(reasoning_tokens) as reasoning_tokens,
 
-        -- money as reported by the provider
-        sum(provider_cost_usd) as provider_cost_usd,
+        -- money as reported by the provider (numeric: exact and order-independent)
+        sum(provider_cost_usd::numeric) as provider_cost_usd,
 
-        -- latency (sums and counts stay additive across hours)
-        sum(latency_ms) as latency_ms_sum,
+        -- latency (sums and counts stay additive across hours; numeric sums are exact, so
+        -- a recomputed hour is identical whatever order the rows are read in)
+        sum(latency_ms::numeric) as latency_ms_sum,
         count(latency_ms) as latency_ms_count,
         max(latency_ms) as latency_ms_max,
-        sum(ttft_ms) as ttft_ms_sum,
+        sum(ttft_ms::numeric) as ttft_ms_sum,
         count(ttft_ms) as ttft_ms_count
 
     from scoped

@@ -1,0 +1,23 @@
+"""Run the hourly job over a range of hours as one run (a single-run backfill), outside the daemon."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO"):
+    """Ingest, gate and roll up every landing hour in [first_hour, last_hour]; returns the run's result."""
+    from orchestration.definitions import defs
+    from orchestration.partitions import hourly_partitions
+
+    job = defs().resolve_job_def("hourly_usage_job")
+    key = hourly_partitions.get_partition_key_for_timestamp
+    return job.execute_in_process(
+        instance=instance,
+        tags={RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp())},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )

@@ -1,0 +1,78 @@
+"""Shared fixtures. Database tests run on a fresh database of the same server the project uses:
+the embedded PostgreSQL by default, or the server named by WAREHOUSE_DSN (CI runs both)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from orchestration.database import connect, with_database
+from orchestration.settings import Settings
+
+warnings.filterwarnings("ignore", module="platformdirs")
+TEST_DATABASE = "warehouse_test"
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """A URL of the server under test (any database on it)."""
+    settings = Settings.from_env()
+    if settings.dsn:
+        return settings.dsn
+    from orchestration.database import embedded_server_uri
+
+    return embedded_server_uri(settings, "postgres")
+
+
+def fresh_database(server_dsn: str, name: str) -> str:
+    admin = connect(with_database(server_dsn, "postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+        cur.execute(f'create database "{name}"')
+    admin.close()
+    return with_database(server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    from orchestration.dbt_project import prepare_manifest
+
+    return prepare_manifest(refresh=True)
+
+
+@pytest.fixture()
+def warehouse(server_dsn, dbt_manifest, tmp_path, monkeypatch) -> str:
+    """An empty warehouse database and landing zone for one test; returns its DSN."""
+    dsn = fresh_database(server_dsn, TEST_DATABASE)
+    monkeypatch.setenv("WAREHOUSE_DSN", dsn)
+    monkeypatch.setenv("WAREHOUSE_LANDING_DIR", str(tmp_path / "landing"))
+    return dsn
+
+
+def query(dsn: str, sql: str, params=()) -> list[tuple]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params or None)  # no params: a literal % stays a %
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def landing_dir() -> Path:
+    return Path(os.environ["WAREHOUSE_LANDING_DIR"])
+
+
+
+def run_hours(first_hour, last_hour, instance=None):
+    """Materialize the hourly job (ingest -> suite -> dbt) over [first_hour, last_hour] as one run."""
+    import dagster as dg
+
+    from orchestration.runs import materialize_hours
+
+    return materialize_hours(first_hour, last_hour, instance or dg.DagsterInstance.ephemeral())

@@ -1,0 +1,198 @@
+"""End to end on a real PostgreSQL: generated files -> raw -> quality gate -> dbt rollups.
+
+The expected numbers are computed here, straight from the generated files, without the loader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingestion.synthetic import Defects, generate, landing_path
+from tests.conftest import query, run_hours
+
+pytestmark = pytest.mark.db
+
+START = datetime(2026, 3, 7, 0, tzinfo=UTC)  # spans a weekend and a Monday
+DAYS = 2
+LAST_HOUR = START + timedelta(days=DAYS) - timedelta(hours=1)
+NUMERIC = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+           "latency_ms", "ttft_ms")
+
+
+def expected_from_files(root: Path):
+    """Per (UTC hour, org): requests, errors, input and output tokens, from the files alone."""
+    seen: set[str] = set()
+    hourly: dict[tuple, Counter] = defaultdict(Counter)
+    outcome = Counter()
+    for path in sorted(root.glob("dt=*/hour=*/*.jsonl.gz")):
+        for line in gzip.open(path, "rt").read().splitlines():
+            outcome["read"] += 1
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                outcome["quarantined"] += 1
+                continue
+            if any((event.get(k) or 0) < 0 for k in NUMERIC):
+                outcome["quarantined"] += 1
+                continue
+            if event["event_id"] in seen:
+                outcome["duplicate"] += 1
+                continue
+            seen.add(event["event_id"])
+            outcome["loaded"] += 1
+            ts = datetime.fromisoformat(event["event_time"])
+            c = hourly[(ts.replace(minute=0, second=0, microsecond=0), event["org_id"])]
+            c["requests"] += 1
+            c["errors"] += event["status"] == "error"
+            c["input_tokens"] += event["input_tokens"]
+            c["output_tokens"] += event["output_tokens"]
+    return hourly, outcome
+
+
+def mart_hourly(dsn: str) -> dict[tuple, Counter]:
+    rows = query(dsn, """select hour_utc, org_id, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens)
+                         from marts.fct_usage_hourly group by 1, 2""")
+    return {(h, o): Counter(requests=r, errors=e, input_tokens=i, output_tokens=out)
+            for h, o, r, e, i, out in rows}
+
+
+def snapshot(dsn: str) -> dict[str, list]:
+    """Every data table, in a stable order (run logs like audit.check_results are history by design)."""
+    tables = {
+        "raw.usage_events": "select * from raw.usage_events order by event_id",
+        "raw.quarantine": "select batch_id, file, line_number, raw_text, reasons from raw.quarantine order by 1, 3",
+        "raw.ingestion_batches": "select batch_id, file, checksum, rows_read, rows_loaded, rows_duplicate,"
+                                 " rows_quarantined, status from raw.ingestion_batches order by 1",
+        "marts.fct_usage_hourly": "select * from marts.fct_usage_hourly order by 1, 2, 3, 4, 5",
+        "marts.fct_usage_daily": "select * from marts.fct_usage_daily order by 1, 2, 3, 4, 5",
+    }
+    return {name: query(dsn, sql) for name, sql in tables.items()}
+
+
+@pytest.fixture(scope="module")
+def loaded(server_dsn, dbt_manifest, tmp_path_factory):
+    """Two days of generated logs with four times the usual defects, materialized as one run."""
+    from tests.conftest import TEST_DATABASE, fresh_database
+
+    mp = pytest.MonkeyPatch()
+    dsn = fresh_database(server_dsn, TEST_DATABASE)
+    root = tmp_path_factory.mktemp("landing")
+    mp.setenv("WAREHOUSE_DSN", dsn)
+    mp.setenv("WAREHOUSE_LANDING_DIR", str(root))
+    manifest = generate(root, START, DAYS, 3000, seed=11, defects=Defects().scaled(4))
+    result = run_hours(START, LAST_HOUR)
+    yield dsn, root, manifest, result
+    mp.undo()
+
+
+def test_run_succeeds_and_every_row_is_accounted_for(loaded):
+    dsn, root, manifest, result = loaded
+    assert result.success
+    _, outcome = expected_from_files(root)
+    read, loaded_, duplicate, quarantined = query(dsn, """
+        select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_quarantined)
+        from raw.ingestion_batches""")[0]
+    assert (read, loaded_, duplicate, quarantined) == (
+        outcome["read"], outcome["loaded"], outcome["duplicate"], outcome["quarantined"])
+    # the generator's own record of what it planted agrees too
+    assert loaded_ == manifest.events
+    assert duplicate == manifest.planted["duplicate"]
+    assert quarantined == manifest.planted["malformed"] + manifest.planted["out_of_range"]
+    assert manifest.planted["late"] > 0 and quarantined > 0 and duplicate > 0
+
+
+def test_quarantined_rows_keep_line_text_and_reason(loaded):
+    dsn, *_ = loaded
+    reasons = Counter(r for (rs,) in query(dsn, "select reasons from raw.quarantine") for r in rs)
+    assert reasons["malformed_json"] > 0
+    assert any(r.endswith(":out_of_range") for r in reasons)
+    file, line_number, raw_text = query(dsn, """select file, line_number, raw_text from raw.quarantine
+                                                where 'malformed_json' = any(reasons) limit 1""")[0]
+    lines = gzip.open(loaded[1] / file, "rt").read().splitlines()
+    assert lines[line_number - 1] == raw_text
+
+
+def test_hourly_rollup_matches_the_files(loaded):
+    dsn, root, _, _ = loaded
+    expected, _ = expected_from_files(root)
+    actual = mart_hourly(dsn)
+    assert actual.keys() == expected.keys()
+    assert actual == expected
+
+
+def test_daily_rollup_matches_the_files(loaded):
+    dsn, root, _, _ = loaded
+    expected_hourly, _ = expected_from_files(root)
+    expected = defaultdict(Counter)
+    for (hour, org), c in expected_hourly.items():
+        expected[(hour.date(), org)].update(c)
+    rows = query(dsn, """select day_utc, org_id, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens)
+                         from marts.fct_usage_daily group by 1, 2""")
+    actual = {(d, o): Counter(requests=r, errors=e, input_tokens=i, output_tokens=out)
+              for d, o, r, e, i, out in rows}
+    assert actual == dict(expected)
+    assert {d for d, _ in actual} == {(START + timedelta(days=i)).date() for i in range(DAYS)}
+
+
+def test_late_events_are_counted_in_the_hour_they_happened(loaded):
+    dsn, *_ = loaded
+    late = query(dsn, """select count(*) from raw.usage_events
+                         where date_trunc('hour', event_time, 'UTC') < landing_hour""")[0][0]
+    assert late > 0
+    # their hours are in the rollup even though their files landed later (the test above checks the sums)
+
+
+def test_rematerializing_changes_nothing(loaded):
+    dsn, *_ = loaded
+    before = snapshot(dsn)
+    one_hour = START + timedelta(hours=13)
+    assert run_hours(one_hour, one_hour).success
+    assert run_hours(START, LAST_HOUR).success
+    after = snapshot(dsn)
+    for table in before:
+        assert after[table] == before[table], table
+
+
+def test_failed_suite_stops_before_dbt_and_marts_keep_their_rows(loaded):
+    dsn, root, _, _ = loaded
+    before = snapshot(dsn)
+    # a client with a broken clock: first token after the end of the request, in a new hour's file,
+    # plus a late event for an hour that is already in the marts
+    bad_hour = LAST_HOUR + timedelta(hours=1)
+    good = json.loads(gzip.open(landing_path(root, LAST_HOUR), "rt").readline())
+    rows = [{**good, "event_id": f"bad-{i}", "event_time": (bad_hour + timedelta(minutes=i)).isoformat(),
+             "latency_ms": 100.0, "ttft_ms": 900.0} for i in range(3)]
+    rows.append({**good, "event_id": "late-into-good-hour"})
+    path = landing_path(root, bad_hour)
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    result = run_hours(bad_hour, bad_hour)
+
+    assert not result.success  # the run is marked failed at the gate, which is what on-call sees
+    checks = [c for c in result.get_asset_check_evaluations() if c.check_name == "raw_usage_events_suite"]
+    assert len(checks) == 1 and not checks[0].passed
+    assert [e.step_key for e in result.get_step_failure_events()] == [
+        "raw__usage_events_raw_usage_events_suite"]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw/usage_events"}  # dbt never ran
+    assert query(dsn, "select count(*) from raw.usage_events where event_id like 'bad-%'")[0][0] == 3
+    after = snapshot(dsn)
+    assert after["marts.fct_usage_hourly"] == before["marts.fct_usage_hourly"]
+    assert after["marts.fct_usage_daily"] == before["marts.fct_usage_daily"]
+    assert query(dsn, "select gate_status from raw.landing_hours where landing_hour = %s", (bad_hour,)) == [
+        ("failed",)]
+    success, observed = query(dsn, """select success, observed from audit.check_results
+                                      order by result_id desc limit 1""")[0]
+    assert success is False
+    assert any("latency_ms vs ttft_ms" in f and "3 rows" in f for f in observed["failed"])
+
+    # the staging view never shows the failed hour's rows, so a later run cannot leak them either
+    assert query(dsn, "select count(*) from staging.stg_usage__events where event_id like 'bad-%'")[0][0] == 0
