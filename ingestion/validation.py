@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ingestion.contract import FIELD_NAMES, FIELDS, REQUIRED
+from ingestion.contract import FIELD_NAMES, FIELDS
 
 # how far an event's time may sit from the hour its file landed in
 MAX_CLOCK_SKEW = timedelta(hours=1)

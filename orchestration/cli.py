@@ -13,11 +13,12 @@ import os
 import shutil
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.database import WarehouseUnreachable, dagster_storage_url, redacted, warehouse_dsn
-from orchestration.settings import PROJECT_ROOT, Settings, SettingError
+from orchestration.settings import PROJECT_ROOT, SettingError, Settings
+
 
 def say(message: str) -> None:
     print(f"[warehouse {datetime.now():%H:%M:%S}] {message}", flush=True)
@@ -110,6 +111,8 @@ def ui(args: argparse.Namespace) -> int:
     env = prepare_environment(Settings.from_env())
     say(f"DAGSTER_HOME={env['DAGSTER_HOME']}; starting dagster dev on http://127.0.0.1:{args.port}")
     dagster = Path(sys.executable).parent / "dagster"
+    os.environ["PATH"] = f"{dagster.parent}{os.pathsep}{os.environ.get('PATH', '')}"  # dbt, dagster for subprocesses
+    os.chdir(env["DAGSTER_HOME"])  # run where the instance's dagster.yaml lives
     os.execv(str(dagster), [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                             "-p", str(args.port)])
 

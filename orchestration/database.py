@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
-from orchestration.settings import Settings, SettingError
+from orchestration.settings import SettingError, Settings
 
 WAREHOUSE_DATABASE = "warehouse"
 DAGSTER_DATABASE = "dagster"
@@ -41,9 +41,7 @@ def embedded_server_uri(settings: Settings, database: str) -> str:
 def warehouse_dsn(settings: Settings | None = None) -> str:
     """The libpq URL of the warehouse database, creating it on the embedded server if needed."""
     settings = settings or Settings.from_env()
-    if settings.dsn:
-        return settings.dsn
-    dsn = embedded_server_uri(settings, WAREHOUSE_DATABASE)
+    dsn = settings.dsn or embedded_server_uri(settings, WAREHOUSE_DATABASE)
     ensure_database(dsn)
     return dsn
 

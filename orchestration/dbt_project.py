@@ -24,8 +24,9 @@ def dbt_resource() -> DbtCliResource:
 def prepare_manifest(refresh: bool = False) -> Path:
     """Parse the dbt project (a few seconds) when asked to, or when no manifest exists yet.
 
-    `dagster dev` reparses on every load (prepare_if_dev); the demo and the tests refresh once at
-    start, so an edited model is never run from a stale manifest.
+    `dagster dev` reparses on every load (like DbtProject.prepare_if_dev, but with the dbt beside
+    this Python); the demo and the tests refresh once at start, so an edited model is never run
+    from a stale manifest.
     """
     if refresh or not warehouse_dbt_project.manifest_path.exists():
         dbt_resource().cli(["--quiet", "parse"], target_path=warehouse_dbt_project.target_path).wait()

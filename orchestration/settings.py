@@ -30,7 +30,7 @@ SETTINGS: tuple[Setting, ...] = (
             "libpq URL of the warehouse database, e.g. postgresql://user@host:5432/warehouse"),
     Setting("DAGSTER_PG_URL", "(derived: database `dagster` on the warehouse's server)",
             "SQLAlchemy URL of Dagster's run, event-log and schedule storage"),
-    Setting("WAREHOUSE_STATE_DIR", ".warehouse", "where the embedded server, DAGSTER_HOME and reports live"),
+    Setting("WAREHOUSE_STATE_DIR", ".warehouse", "where the embedded server's data and DAGSTER_HOME live"),
     Setting("WAREHOUSE_LANDING_DIR", "data/landing", "landing zone of raw usage-log files (dt=/hour= folders)"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),

@@ -12,8 +12,6 @@ from orchestration.dbt_project import prepare_manifest, warehouse_dbt_project
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
 
-warehouse_dbt_project.prepare_if_dev()
-
 
 def window_vars(start: datetime, end: datetime) -> dict[str, str]:
     """The landing-hour window a dbt run refreshes, as the vars the incremental models read."""
@@ -21,7 +19,7 @@ def window_vars(start: datetime, end: datetime) -> dict[str, str]:
 
 
 @dbt_assets(
-    manifest=prepare_manifest(),
+    manifest=prepare_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI"))),
     project=warehouse_dbt_project,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a 30-day backfill is one dbt call

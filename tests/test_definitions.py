@@ -1,0 +1,58 @@
+"""The code location users open in the Dagster UI: the graph, checks, sensors and schedules."""
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import defs
+
+
+@pytest.fixture(scope="module")
+def repo(dbt_manifest):
+    return defs().get_repository_def()
+
+
+def test_asset_graph_runs_from_landing_files_to_daily_rollup(repo):
+    graph = repo.asset_graph
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"raw/usage_events", "staging/stg_usage__events", "marts/fct_usage_hourly",
+            "marts/fct_usage_daily"} <= keys
+    def parents(key: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(key.split("/"))).parent_keys}
+
+    assert "raw/usage_events" in parents("staging/stg_usage__events")
+    assert "staging/stg_usage__events" in parents("marts/fct_usage_hourly")
+    assert "marts/fct_usage_hourly" in parents("marts/fct_usage_daily")
+    for key in ("raw/usage_events", "marts/fct_usage_hourly", "marts/fct_usage_daily"):
+        assert isinstance(graph.get(dg.AssetKey(key.split("/"))).partitions_def, dg.HourlyPartitionsDefinition)
+
+
+def test_raw_suite_is_a_blocking_check_and_dbt_tests_are_checks(repo):
+    graph = repo.asset_graph
+    specs = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert specs["raw_usage_events_suite"].blocking
+    assert not specs["raw_usage_events_freshness"].blocking
+    assert "unique_stg_usage__events_event_id" in specs
+    assert "assert_daily_equals_sum_of_hourly" in specs  # a singular reconciliation test
+    assert "unique_combination_fct_usage_hourly_hour_utc__org_id__service__provider__model" in specs
+
+
+def test_schedules_sensors_and_jobs(repo):
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert schedules["hourly_usage_schedule"].cron_schedule == "15 * * * *"
+    assert schedules["hourly_usage_schedule"].job_name == "hourly_usage_job"
+    assert schedules["nightly_retention_schedule"].cron_schedule == "30 2 * * *"
+    assert schedules["nightly_retention_schedule"].job_name == "retention_job"
+    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor"}
+    hourly = repo.get_job("hourly_usage_job")
+    assert {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys} >= {
+        "raw/usage_events", "marts/fct_usage_hourly", "marts/fct_usage_daily"}
+
+
+def test_dbt_window_vars_are_the_partition_window():
+    from datetime import UTC, datetime
+
+    from orchestration.defs.dbt import window_vars
+
+    start, end = datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 6, tzinfo=UTC)
+    assert window_vars(start, end) == {"min_date": "2026-03-01T05:00:00+00:00",
+                                       "max_date": "2026-03-01T06:00:00+00:00"}

@@ -1,0 +1,60 @@
+"""The files a user reads or deploys stay true: README tables, commands, compose file, CI."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from ingestion.contract import FIELDS
+from orchestration.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_lists_every_setting_with_its_default():
+    for s in SETTINGS:
+        assert f"| `{s.name}` | {s.default} | {s.help} |" in README, s.name
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", README, re.M))
+    assert documented == {s.name for s in SETTINGS}
+
+
+def test_readme_contract_table_is_the_contract_in_code():
+    for f in FIELDS:
+        bounds = "" if f.min is None and f.max is None else (
+            f"{'' if f.min is None else f.min}..{'' if f.max is None else f.max}")
+        assert f"| `{f.name}` | {f.kind} | {'yes' if f.required else ''} | {bounds} | {f.description} |" in README
+
+
+def test_the_two_readme_commands_are_the_ones_ci_runs():
+    assert "python3 dev.py demo" in README and "python3 dev.py test" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 dev.py test" in ci
+    assert "WAREHOUSE_DSN=postgresql://postgres@127.0.0.1:5432/" in ci  # the TCP server, too
+
+
+def test_compose_runs_postgres_webserver_daemon_and_the_code_location():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "code_location", "webserver", "daemon"}
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert "orchestration.definitions" in services["code_location"]["command"]
+    for name in ("webserver", "daemon"):
+        command = services[name]["command"]
+        assert command[command.index("--grpc-host") + 1] == "code_location"
+        assert set(services[name]["depends_on"]) == {"postgres", "code_location"}
+    for name in ("code_location", "webserver", "daemon"):
+        env = services[name]["environment"]
+        assert env["DAGSTER_PG_URL"].startswith("postgresql+psycopg2://")
+        assert env["WAREHOUSE_DSN"].startswith("postgresql://")
+    assert "cp dagster.yaml" in (ROOT / "Dockerfile").read_text()
+
+
+def test_dagster_yaml_keeps_storage_in_postgres():
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+
+
+def test_workspace_points_at_the_definitions_module():
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"

@@ -1,0 +1,61 @@
+"""Bad settings and an unreachable server give one clear line that names the setting."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestration.database import WarehouseUnreachable, connect, redacted
+from orchestration.settings import SettingError, Settings
+
+
+def test_defaults(monkeypatch):
+    for name in ("WAREHOUSE_DSN", "WAREHOUSE_RAW_RETENTION_DAYS", "WAREHOUSE_HOURLY_RETENTION_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.dsn is None and settings.raw_retention_days == 30 and settings.hourly_retention_days == 90
+
+
+@pytest.mark.parametrize("value", ["thirty", "0", "-5"])
+def test_a_bad_number_names_its_setting(monkeypatch, value):
+    monkeypatch.setenv("WAREHOUSE_RAW_RETENTION_DAYS", value)
+    with pytest.raises(SettingError, match="WAREHOUSE_RAW_RETENTION_DAYS"):
+        Settings.from_env()
+
+
+def test_a_dsn_that_is_not_a_url_names_the_setting(monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_DSN", "host=localhost dbname=x")
+    with pytest.raises(SettingError, match="WAREHOUSE_DSN must be a libpq URL"):
+        Settings.from_env()
+
+
+def test_unreachable_server_is_one_line_naming_the_setting_without_the_password():
+    with pytest.raises(WarehouseUnreachable) as error:
+        connect("postgresql://me:s3cret@127.0.0.1:1/warehouse")
+    message = str(error.value)
+    assert "\n" not in message and "WAREHOUSE_DSN=postgresql://me:***@127.0.0.1:1/warehouse" in message
+    assert "s3cret" not in message and redacted("postgresql://a:b@h/d") == "postgresql://a:***@h/d"
+
+
+def test_the_cli_exits_with_one_line_when_the_warehouse_is_unreachable(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "WAREHOUSE_DSN": "postgresql://postgres@127.0.0.1:1/warehouse",
+           "WAREHOUSE_LANDING_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "orchestration.cli", "demo", "--days", "1"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert run.stderr.startswith("warehouse: cannot connect to the warehouse at WAREHOUSE_DSN=")
+
+
+@pytest.mark.db
+def test_warehouse_env_prints_what_dagster_commands_need(warehouse, tmp_path, monkeypatch, capsys):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("WAREHOUSE_STATE_DIR", str(tmp_path / "state"))
+    assert main(["env"]) == 0
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert exports["WAREHOUSE_DSN"].strip("'") == warehouse
+    assert exports["DAGSTER_PG_URL"].strip("'").startswith("postgresql+psycopg2://")
+    home = Path(exports["DAGSTER_HOME"].strip("'"))
+    assert (home / "dagster.yaml").read_text() == (Path(__file__).parent.parent / "dagster.yaml").read_text()

@@ -1,0 +1,141 @@
+"""The sample-log generator: deterministic, realistic in shape, and honest about its defects."""
+
+import gzip
+import json
+import statistics
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ingestion.synthetic import MODELS, ORGS, Defects, generate, main
+
+START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+
+
+def lines_by_file(root):
+    return {p.relative_to(root).as_posix(): gzip.open(p, "rt").read().splitlines()
+            for p in sorted(root.glob("dt=*/hour=*/*.jsonl.gz"))}
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    root = tmp_path_factory.mktemp("landing")
+    manifest = generate(root, START, 7, 4000, seed=3)
+    return root, manifest, lines_by_file(root)
+
+
+def parsed(files):
+    for name, lines in files.items():
+        for line in lines:
+            try:
+                yield name, json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def test_same_seed_gives_identical_files(tmp_path, week):
+    root, _, files = week
+    again = generate(tmp_path, START, 1, 4000, seed=3)
+    first_day = {k: v for k, v in files.items() if k.startswith("dt=2026-03-02")}
+    regenerated = lines_by_file(tmp_path)
+    # the last hour differs only by the late events that would spill past the window's end
+    assert {k: v for k, v in regenerated.items() if "hour=23" not in k} == {
+        k: v for k, v in first_day.items() if "hour=23" not in k}
+    assert again.files == 24
+
+
+def test_manifest_counts_match_the_files(week):
+    _, manifest, files = week
+    lines = [line for ls in files.values() for line in ls]
+    assert len(lines) == manifest.lines and len(files) == manifest.files == 7 * 24
+    malformed = 0
+    for line in lines:
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            malformed += 1
+    assert malformed == manifest.planted["malformed"] > 0
+    ids = Counter(e["event_id"] for _, e in parsed(files))
+    assert sum(n - 1 for n in ids.values()) == manifest.planted["duplicate"] > 0
+
+
+def test_late_events_sit_in_a_later_hour_file(week):
+    _, manifest, files = week
+    late = 0
+    for name, e in parsed(files):
+        file_hour = datetime.strptime(name[:21], "dt=%Y-%m-%d/hour=%H").replace(tzinfo=UTC)
+        late += datetime.fromisoformat(e["event_time"]) < file_hour
+    # duplicates copied into the next hour look late too
+    assert manifest.planted["late"] <= late <= manifest.planted["late"] + manifest.planted["duplicate"]
+
+
+def test_traffic_peaks_in_each_orgs_local_afternoon_and_dips_at_weekends(week):
+    _, _, files = week
+    by_local_hour = defaultdict(Counter)
+    weekday, weekend = Counter(), Counter()
+    for _, e in parsed(files):
+        org = next(o for o in ORGS if o.org_id == e["org_id"])
+        local = datetime.fromisoformat(e["event_time"]).astimezone(ZoneInfo(org.time_zone))
+        by_local_hour[org.org_id][local.hour] += 1
+        (weekend if local.weekday() >= 5 else weekday)[org.org_id] += 1
+    for org_id, hours in by_local_hour.items():
+        peak = max(hours, key=hours.get)
+        assert 11 <= peak <= 17, (org_id, peak)
+        assert hours[peak] > 4 * hours[3]
+    for org in ORGS:  # per day, a weekend day has well under the traffic of a weekday
+        assert weekend[org.org_id] / 2 < 0.6 * weekday[org.org_id] / 5
+
+
+def test_latency_is_per_model_and_errors_come_in_bursts(week):
+    _, _, files = week
+    latency = defaultdict(list)
+    errors_per_hour = Counter()
+    for _, e in parsed(files):
+        if e["latency_ms"] < 0 or e["output_tokens"] < 0 or e["input_tokens"] < 0:
+            continue  # a planted out-of-range defect
+        if e["status"] == "success":
+            latency[e["model"]].append(e["latency_ms"])
+            assert e["ttft_ms"] <= e["latency_ms"]
+        else:
+            errors_per_hour[(e["org_id"], e["event_time"][:13])] += 1
+            assert e["error_code"] and e["http_status"] >= 400
+    medians = {m: statistics.median(v) for m, v in latency.items()}
+    assert medians["o4-mini"] > 2 * medians["gpt-4o-mini"]
+    assert max(errors_per_hour.values()) >= 10  # a burst, not a trickle
+
+
+def test_cached_and_reasoning_tokens_and_sessions_and_variants(week):
+    _, _, files = week
+    events = [e for _, e in parsed(files)]
+    assert any(e["cached_input_tokens"] > 0 for e in events)
+    assert all(e["cached_input_tokens"] <= e["input_tokens"] for e in events if e["input_tokens"] > 0)
+    reasoning_models = {m.name for m in MODELS.values() if m.reasoning}
+    assert all(e["reasoning_tokens"] == 0 for e in events if e["model"] not in reasoning_models)
+    assert any(e["reasoning_tokens"] > 0 for e in events if e["model"] in reasoning_models)
+    sessions = Counter(e["session_id"] for e in events)
+    assert statistics.mean(sessions.values()) > 2
+    assert {e["metadata"]["variant"] for e in events} == {"control", "treatment"}
+
+
+def test_defects_can_be_turned_off(tmp_path):
+    manifest = generate(tmp_path, START, 1, 2000, seed=1, defects=Defects().scaled(0))
+    assert sum(manifest.planted.values()) == 0
+    assert manifest.events == manifest.lines
+
+
+def test_cli_rejects_a_bad_start(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--start", "next tuesday", "--days", "1"])
+    assert exit_.value.code == 2
+    assert "--start 'next tuesday' is not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_cli_writes_the_landing_zone_the_readme_describes(tmp_path, capsys):
+    assert main(["--days", "1", "--events-per-day", "500", "--seed", "7", "--out", str(tmp_path),
+                 "--start", "2026-03-02T00:00:00Z"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == 24 and summary["start"] == "2026-03-02T00:00:00.000Z"
+    assert (tmp_path / "dt=2026-03-02" / "hour=13" / "events-0000.jsonl.gz").exists()
+    assert json.loads((tmp_path / "_manifest.json").read_text()) == summary

@@ -1,0 +1,75 @@
+"""The event contract on single lines: what is kept, what is quarantined and why (no database)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from ingestion.validation import Rejected, ValidEvent, derived_event_id, validate
+
+LANDING = datetime(2026, 3, 7, 12, tzinfo=UTC)
+GOOD = {
+    "event_id": "e1", "event_time": "2026-03-07T12:10:00Z", "org_id": "org_a", "provider": "openai",
+    "model": "gpt-4o", "status": "success", "input_tokens": 10, "output_tokens": 5, "latency_ms": 800.0,
+    "metadata": {"variant": "control"},
+}
+
+
+def check(record=None, raw: bytes | None = None):
+    return validate(raw if raw is not None else json.dumps(record).encode(), LANDING)
+
+
+def reasons(record=None, raw=None) -> tuple[str, ...]:
+    outcome = check(record, raw)
+    assert isinstance(outcome, Rejected), outcome
+    return outcome.reasons
+
+
+def test_a_good_event_keeps_its_values():
+    outcome = check(GOOD)
+    assert isinstance(outcome, ValidEvent)
+    assert outcome.values["event_time"] == datetime(2026, 3, 7, 12, 10, tzinfo=UTC)
+    assert outcome.values["input_tokens"] == 10 and outcome.values["cached_input_tokens"] is None
+
+
+def test_truncated_json_is_malformed():
+    assert reasons(raw=json.dumps(GOOD)[:-7].encode()) == ("malformed_json",)
+
+
+def test_non_utf8_bytes():
+    assert reasons(raw=b'{"event_id": "\xff\xfe"}') == ("not_utf8",)
+
+
+def test_negative_tokens_and_wrong_types_name_the_field():
+    assert reasons({**GOOD, "output_tokens": -3}) == ("output_tokens:out_of_range",)
+    assert reasons({**GOOD, "input_tokens": "ten"}) == ("input_tokens:not_a_number",)
+    assert reasons({**GOOD, "input_tokens": 1.5}) == ("input_tokens:not_an_integer",)
+    assert reasons({**GOOD, "latency_ms": True}) == ("latency_ms:not_a_number",)
+
+
+def test_missing_required_fields_are_all_listed():
+    record = {k: v for k, v in GOOD.items() if k not in ("org_id", "model")}
+    assert reasons(record) == ("org_id:missing", "model:missing")
+
+
+def test_timestamps_need_a_zone_and_a_plausible_time():
+    assert reasons({**GOOD, "event_time": "2026-03-07T12:10:00"}) == ("event_time:timestamp_without_zone",)
+    assert reasons({**GOOD, "event_time": "yesterday"}) == ("event_time:not_a_timestamp",)
+    future = (LANDING + timedelta(days=2)).isoformat()
+    assert reasons({**GOOD, "event_time": future}) == ("event_time:in_the_future",)
+    ancient = (LANDING - timedelta(days=400)).isoformat()
+    assert reasons({**GOOD, "event_time": ancient}) == ("event_time:too_late",)
+
+
+def test_nul_characters_are_refused_because_postgres_text_cannot_hold_them():
+    assert reasons({**GOOD, "user_id": "a\u0000b"}) == ("nul_character",)
+
+
+def test_unknown_fields_are_kept_in_metadata():
+    outcome = check({**GOOD, "team": "search", "region": "eu"})
+    assert outcome.values["metadata"] == {"team": "search", "region": "eu", "variant": "control"}
+
+
+def test_an_event_without_id_gets_the_same_derived_id_every_time():
+    record = {k: v for k, v in GOOD.items() if k != "event_id"}
+    first, second = check(record), check(dict(reversed(list(record.items()))))
+    assert first.values["event_id"] == second.values["event_id"] == derived_event_id(record)
+    assert check({**record, "output_tokens": 6}).values["event_id"] != first.values["event_id"]
