@@ -6,6 +6,7 @@ GX takes seconds to import, so it is imported here, inside the call, never at mo
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def run_suite(name: str, sqlalchemy_url: str, query: str) -> SuiteOutcome:
     spec = load_suite(name)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep run logs readable
-    source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # add_postgres would refuse a Unix-socket URL; add_sql takes it
+        source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
     asset = source.add_query_asset(name=name, query=query)
     batch = asset.add_batch_definition_whole_table("batch").get_batch()
     suite = gx.ExpectationSuite(name=name, expectations=spec["expectations"], meta=spec.get("meta"))
