@@ -9,10 +9,12 @@ A file already loaded with the same checksum is skipped; a changed file reloads 
 from __future__ import annotations
 
 import io
-import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import orjson
 
 from ingestion.contract import FIELD_NAMES
 from ingestion.readers import checksum, files_for_hour, read_lines
@@ -36,6 +38,9 @@ class BatchResult:
     batch_id: int | None = None
 
 
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
 def _copy_text(value) -> str:
     """One value in PostgreSQL's COPY text format."""
     if value is None:
@@ -43,11 +48,16 @@ def _copy_text(value) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False)
+        value = orjson.dumps(value).decode()
     text = str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+    if _NEEDS_ESCAPE.search(text):
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
+
+
+def _copy_row(values: dict, tail: str) -> str:
+    """A validated event as one COPY line; `tail` holds the lineage columns, already rendered."""
+    return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
 
 
 def _shown(raw: bytes) -> str:
@@ -70,6 +80,7 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
             cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
             batch_id = cur.fetchone()[0]
             events, quarantine, read = io.StringIO(), io.StringIO(), 0
+            lineage = f"\t{landing_hour.isoformat()}\t{batch_id}"
             for line_number, raw in read_lines(path):
                 read += 1
                 outcome = validate(raw, landing_hour)
@@ -78,9 +89,7 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
                         batch_id, SOURCE, name, line_number, _shown(raw),
                         "{" + ",".join(outcome.reasons) + "}")) + "\n")
                     continue
-                row = [outcome.values[f] for f in FIELD_NAMES]
-                row += [landing_hour, batch_id, outcome.content_hash, line_number]
-                events.write("\t".join(_copy_text(v) for v in row) + "\n")
+                events.write(_copy_row(outcome.values, f"{lineage}\t{outcome.content_hash}\t{line_number}\n"))
             result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine)
         return result
     except (OSError, EOFError, ValueError) as exc:  # unreadable file: gzip damage, permissions, ...

@@ -73,3 +73,7 @@ def test_an_event_without_id_gets_the_same_derived_id_every_time():
     first, second = check(record), check(dict(reversed(list(record.items()))))
     assert first.values["event_id"] == second.values["event_id"] == derived_event_id(record)
     assert check({**record, "output_tokens": 6}).values["event_id"] != first.values["event_id"]
+
+
+def test_nan_and_infinity_are_not_json():
+    assert reasons(raw=b'{"event_id": "e", "latency_ms": NaN}') == ("malformed_json",)
