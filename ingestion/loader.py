@@ -60,6 +60,34 @@ def _copy_row(values: dict, tail: str) -> str:
     return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
 
 
+class CopyBuffer:
+    """Rows in COPY text format, sent to the server every CHUNK rows so memory stays flat."""
+
+    CHUNK = 10_000
+
+    def __init__(self, cur, target: str):
+        self.cur, self.target = cur, target
+        self.lines: list[str] = []
+        self.rows = 0
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if len(self.lines) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            payload = io.BytesIO("".join(self.lines).encode())
+            self.cur.copy_expert(f"copy {self.target} from stdin", payload)
+            self.rows += len(self.lines)
+            self.lines = []
+
+    def close(self) -> int:
+        """Send what is left; returns the number of rows copied."""
+        self.flush()
+        return self.rows
+
+
 def _shown(raw: bytes) -> str:
     """The raw line as storable text: bad bytes escaped, NULs made visible."""
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
@@ -79,18 +107,23 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))  # one loader per file at a time
             cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
             batch_id = cur.fetchone()[0]
-            events, quarantine, read = io.StringIO(), io.StringIO(), 0
+            cur.execute("create temp table incoming (like raw.usage_events) on commit drop")
+            cur.execute("alter table incoming add column line_number bigint")
+            events = CopyBuffer(cur, f"incoming ({', '.join(COPY_COLUMNS)})")
+            quarantine = CopyBuffer(cur, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
+            read = 0
             lineage = f"\t{landing_hour.isoformat()}\t{batch_id}"
             for line_number, raw in read_lines(path):
                 read += 1
                 outcome = validate(raw, landing_hour)
                 if isinstance(outcome, Rejected):
-                    quarantine.write("\t".join(_copy_text(v) for v in (
+                    quarantine.add("\t".join(_copy_text(v) for v in (
                         batch_id, SOURCE, name, line_number, _shown(raw),
                         "{" + ",".join(outcome.reasons) + "}")) + "\n")
                     continue
-                events.write(_copy_row(outcome.values, f"{lineage}\t{outcome.content_hash}\t{line_number}\n"))
-            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine)
+                events.add(_copy_row(outcome.values, f"{lineage}\t{outcome.content_hash}\t{line_number}\n"))
+            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events.close(),
+                                  quarantine.close())
         return result
     except (OSError, EOFError, ValueError) as exc:  # unreadable file: gzip damage, permissions, ...
         conn.rollback()
@@ -102,12 +135,8 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
             return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
 
 
-def _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine) -> BatchResult:
-    cur.execute("create temp table incoming (like raw.usage_events) on commit drop")
-    cur.execute("alter table incoming add column line_number bigint")
-    events.seek(0)
-    cur.copy_expert(f"copy incoming ({', '.join(COPY_COLUMNS)}) from stdin", events)
-    valid = cur.rowcount
+def _write_batch(cur, batch_id, name, digest, landing_hour, read, valid, quarantined) -> BatchResult:
+    """Move the copied rows into raw.usage_events (first occurrence wins) and write the ledger row."""
     columns = ", ".join(COPY_COLUMNS[:-1])
     cur.execute(f"""
         insert into raw.usage_events ({columns})
@@ -117,10 +146,6 @@ def _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quaran
     cur.execute("""select count(*) from incoming i join raw.usage_events r using (event_id)
                    where r.content_hash <> i.content_hash""")
     conflicting = cur.fetchone()[0]
-    quarantine.seek(0)
-    cur.copy_expert("copy raw.quarantine (batch_id, source, file, line_number, raw_text, reasons) from stdin",
-                    quarantine)
-    quarantined = cur.rowcount
     cur.execute("""
         insert into raw.ingestion_batches (batch_id, source, file, checksum, landing_hour, rows_read, rows_loaded,
             rows_duplicate, rows_quarantined, rows_conflicting, finished_at, status)
