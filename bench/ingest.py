@@ -39,7 +39,7 @@ START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_bench"
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 import psycopg2
@@ -55,7 +55,8 @@ for h in range(hours):
         loaded += batch.loaded
         read += batch.read
 seconds = time.perf_counter() - began
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this process image's own peak (ru_maxrss would keep the parent's peak across fork+exec)
+rss_mb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb}))
 """
 

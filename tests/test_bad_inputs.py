@@ -1,0 +1,133 @@
+"""A corpus of bad inputs through the real loader: where every row went, and why."""
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from ingestion.loader import load_hour
+from orchestration.database import connect
+from tests.conftest import query
+
+pytestmark = pytest.mark.db
+
+HOUR = datetime(2026, 3, 7, 12, tzinfo=UTC)
+GOOD = {"event_id": "good-1", "event_time": "2026-03-07T12:01:00Z", "org_id": "org_a", "provider": "openai",
+        "model": "gpt-4o", "status": "success", "input_tokens": 100, "output_tokens": 20, "latency_ms": 900.5}
+
+
+def land(root, name: str, lines: list[bytes], compress: bool = False) -> None:
+    folder = root / "dt=2026-03-07" / "hour=12"
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = b"".join(line + b"\n" for line in lines)
+    (folder / name).write_bytes(gzip.compress(payload) if compress else payload)
+
+
+def line(**changes) -> bytes:
+    record = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in record.items() if v is not ...}).encode()
+
+
+def load(dsn, root):
+    conn = connect(dsn)
+    try:
+        return {b.file: b for b in load_hour(conn, root, HOUR)}
+    finally:
+        conn.close()
+
+
+def quarantined(dsn) -> dict[int, list[str]]:
+    return {n: r for n, r in query(dsn, "select line_number, reasons from raw.quarantine")}
+
+
+def test_every_bad_line_is_quarantined_with_its_reason(warehouse, tmp_path):
+    lines = [
+        line(),                                                         # 1 loaded
+        line(event_id="trunc")[:-9],                                    # 2 truncated JSON
+        line(event_id="types", input_tokens="12", status=["ok"]),       # 3 wrong types
+        line(event_id="neg", output_tokens=-4),                         # 4 negative tokens
+        line(event_id="future", event_time="2030-01-01T00:00:00Z"),     # 5 far future
+        line(event_id="past", event_time="2001-01-01T00:00:00Z"),       # 6 far past
+        b'{"event_id": "bytes", "org_id": "\xc3\x28"}',                  # 7 not UTF-8
+        line(event_id="missing", org_id=..., model=...),                # 8 missing required fields
+        line(event_id="naive", event_time="2026-03-07 12:05:00"),       # 9 no time zone
+        b"[1, 2, 3]",                                                   # 10 not an object
+        line(event_id="extra", team="search", cost_center=42),          # 11 unknown fields: loaded
+    ]
+    land(tmp_path, "corpus.jsonl", lines)
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/corpus.jsonl"]
+
+    assert (batch.read, batch.loaded, batch.duplicate, batch.quarantined) == (11, 2, 0, 9)
+    assert quarantined(warehouse) == {
+        2: ["malformed_json"],
+        3: ["input_tokens:not_a_number", "status:not_text"],
+        4: ["output_tokens:out_of_range"],
+        5: ["event_time:in_the_future"],
+        6: ["event_time:too_late"],
+        7: ["not_utf8"],
+        8: ["org_id:missing", "model:missing"],
+        9: ["event_time:timestamp_without_zone"],
+        10: ["not_an_object"],
+    }
+    raw_text = query(warehouse, "select raw_text from raw.quarantine where line_number = 7")[0][0]
+    assert raw_text == '{"event_id": "bytes", "org_id": "\\xc3("}'  # the bad byte shown, not lost
+    assert query(warehouse, "select metadata from raw.usage_events where event_id = 'extra'") == [
+        ({"team": "search", "cost_center": 42},)]
+
+
+def test_duplicates_inside_a_file_and_across_files_leave_one_row(warehouse, tmp_path):
+    land(tmp_path, "a.jsonl", [line(), line(), line(event_id="x", output_tokens=1)])
+    land(tmp_path, "b.jsonl", [line(), line(event_id="x", output_tokens=999)])  # same id, other content
+    batches = load(warehouse, tmp_path)
+    a, b = batches["dt=2026-03-07/hour=12/a.jsonl"], batches["dt=2026-03-07/hour=12/b.jsonl"]
+    assert (a.read, a.loaded, a.duplicate, a.conflicting) == (3, 2, 1, 0)
+    assert (b.read, b.loaded, b.duplicate, b.conflicting) == (2, 0, 2, 1)
+    assert query(warehouse, "select event_id, output_tokens from raw.usage_events order by 1") == [
+        ("good-1", 20), ("x", 1)]  # first occurrence wins
+
+
+def test_reloading_is_a_no_op_and_a_changed_file_loads_only_what_is_new(warehouse, tmp_path):
+    land(tmp_path, "a.jsonl", [line()])
+    assert load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"].loaded == 1
+    assert load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"].status == "skipped"
+    land(tmp_path, "a.jsonl", [line(), line(event_id="new")])
+    again = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"]
+    assert (again.status, again.read, again.loaded, again.duplicate) == ("loaded", 2, 1, 1)
+    assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
+
+
+def test_an_unreadable_file_is_recorded_and_does_not_stop_the_others(warehouse, tmp_path):
+    land(tmp_path, "a-broken.jsonl.gz", [line(event_id="lost")], compress=True)
+    broken = tmp_path / "dt=2026-03-07" / "hour=12" / "a-broken.jsonl.gz"
+    broken.write_bytes(broken.read_bytes()[:-12])  # a cut-off gzip stream
+    land(tmp_path, "b.jsonl", [line()])
+    land(tmp_path, "c-empty.jsonl", [])
+    batches = load(warehouse, tmp_path)
+    failed = batches["dt=2026-03-07/hour=12/a-broken.jsonl.gz"]
+    assert failed.status == "failed" and "EOFError" in failed.error
+    assert batches["dt=2026-03-07/hour=12/b.jsonl"].loaded == 1
+    assert batches["dt=2026-03-07/hour=12/c-empty.jsonl"].read == 0
+    assert query(warehouse, "select event_id from raw.usage_events") == [("good-1",)]  # nothing partial
+    assert query(warehouse, "select status, error is not null from raw.ingestion_batches order by batch_id") == [
+        ("failed", True), ("loaded", False), ("loaded", False)]
+
+
+def test_a_ten_megabyte_line_is_loaded_or_quarantined_whole(warehouse, tmp_path):
+    huge_text = "x" * 10_000_000
+    cut = b'{"event_id": "cut", "metadata": "' + huge_text.encode()  # a write that never finished
+    land(tmp_path, "huge.jsonl", [line(event_id="huge", metadata={"prompt": huge_text}), cut])
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/huge.jsonl"]
+    assert (batch.loaded, batch.quarantined) == (1, 1)
+    assert query(warehouse, "select length(metadata->>'prompt') from raw.usage_events") == [(10_000_000,)]
+    assert query(warehouse, "select reasons, length(raw_text) from raw.quarantine") == [
+        (["malformed_json"], len(cut))]
+
+
+def test_the_ledger_adds_up_for_every_batch(warehouse, tmp_path):
+    land(tmp_path, "a.jsonl", [line(), line(), b"{oops", line(event_id="y", latency_ms=-1)])
+    load(warehouse, tmp_path)
+    assert query(warehouse, """select count(*) from raw.ingestion_batches
+                               where rows_read <> rows_loaded + rows_duplicate + rows_quarantined""") == [(0,)]
+    assert query(warehouse, "select rows_read, rows_loaded, rows_duplicate, rows_quarantined"
+                            " from raw.ingestion_batches") == [(4, 1, 1, 2)]
