@@ -47,5 +47,4 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         f"{totals['files']} files ({totals['skipped']} unchanged, {totals['failed']} unreadable): "
         f"read {totals['read']:,} = loaded {totals['loaded']:,} + duplicate {totals['duplicate']:,} "
         f"+ quarantined {totals['quarantined']:,}")
-    return dg.MaterializeResult(metadata={f"rows_{k}" if k not in ("files", "skipped", "failed") else k:
-                                          dg.MetadataValue.int(v) for k, v in totals.items()})
+    return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in totals.items()})

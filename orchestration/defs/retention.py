@@ -20,7 +20,6 @@ def purge_expired_rows(context: dg.OpExecutionContext, warehouse: WarehouseResou
         conn.close()
     for p in purged:
         context.log.info(f"{p.table}: deleted {p.rows:,} rows older than {p.cutoff:%Y-%m-%d %H:%M} UTC")
-    context.add_output_metadata({p.table: p.rows for p in purged}) if purged else None
 
 
 @dg.job(description="Nightly retention of raw events and hourly rollups.")
