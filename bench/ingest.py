@@ -32,7 +32,7 @@ from ingestion.readers import read_lines  # noqa: E402
 from ingestion.schema import raw_events_ddl  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
 from ingestion.validation import ValidEvent, validate  # noqa: E402
-from orchestration.database import connect, embedded_server_uri, with_database  # noqa: E402
+from orchestration.database import connect, embedded_server_uri, recreate_database  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -64,16 +64,6 @@ print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": 
 def server_dsn() -> str:
     settings = Settings.from_env()
     return settings.dsn or embedded_server_uri(settings, "postgres")
-
-
-def fresh_database(dsn: str) -> str:
-    admin = connect(with_database(dsn, "postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"drop database if exists {DATABASE} with (force)")
-        cur.execute(f"create database {DATABASE}")
-    admin.close()
-    return with_database(dsn, DATABASE)
 
 
 def copy_text(landing: Path) -> tuple[bytes, int]:
@@ -119,7 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     days = 2
-    dsn = fresh_database(server_dsn())
+    dsn = recreate_database(server_dsn(), DATABASE)
     with tempfile.TemporaryDirectory() as tmp:
         landing = Path(tmp)
         began = time.perf_counter()

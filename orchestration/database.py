@@ -121,6 +121,19 @@ def ensure_database(dsn: str, setting: str = "WAREHOUSE_DSN") -> None:
         conn.close()
 
 
+def recreate_database(server_dsn: str, name: str) -> str:
+    """Drop and create database `name` on the server of `server_dsn` (tests, benchmarks); returns its URL."""
+    admin = connect(with_database(server_dsn, "postgres"))
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+            cur.execute(f'create database "{name}"')
+    finally:
+        admin.close()
+    return with_database(server_dsn, name)
+
+
 def dbt_env(dsn: str) -> dict[str, str]:
     """Environment variables that dbt_project/profiles.yml reads to reach the same database."""
     params = psycopg2.extensions.parse_dsn(dsn)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from orchestration.database import connect, with_database
+from orchestration.database import recreate_database
 from orchestration.settings import Settings
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -29,13 +29,7 @@ def server_dsn() -> str:
 
 
 def fresh_database(server_dsn: str, name: str) -> str:
-    admin = connect(with_database(server_dsn, "postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-        cur.execute(f'create database "{name}"')
-    admin.close()
-    return with_database(server_dsn, name)
+    return recreate_database(server_dsn, name)
 
 
 @pytest.fixture(scope="session")
