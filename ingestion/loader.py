@@ -16,13 +16,14 @@ from pathlib import Path
 
 import orjson
 
-from ingestion.contract import FIELD_NAMES
+from ingestion.contract import FIELD_NAMES, FIELDS
 from ingestion.readers import checksum, files_for_hour, read_lines
 from ingestion.schema import ensure_schema
 from ingestion.validation import Rejected, validate
 
 SOURCE = "landing"
-COPY_COLUMNS = (*FIELD_NAMES, "landing_hour", "batch_id", "content_hash", "line_number")
+COPY_COLUMNS = (*FIELD_NAMES, "landing_hour", "batch_id", "content_hash")
+WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,25 @@ def _copy_text(value) -> str:
     return text
 
 
-def _copy_row(values: dict, tail: str) -> str:
-    """A validated event as one COPY line; `tail` holds the lineage columns, already rendered."""
-    return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
+def _json_text(value: dict) -> str:
+    return orjson.dumps(value).decode()
+
+
+# How each contract field is written when no value needs COPY escaping (None: a str as it is).
+_PLAIN_FORMAT = tuple((f.name, {"text": None, "id": None, "int": str, "number": float.__repr__,
+                                "timestamp": datetime.isoformat, "json": _json_text}[f.kind]) for f in FIELDS)
+
+
+def _copy_row(values: dict, tail: str, raw: bytes) -> str:
+    """A validated event as one COPY line; `tail` holds the lineage columns, already rendered.
+
+    A string needs COPY escaping only if it holds a backslash, tab or newline, and JSON can only
+    carry those as backslash escapes: a line without a backslash takes the fast path.
+    """
+    if b"\\" in raw:
+        return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
+    return "\t".join(["\\N" if (v := values[name]) is None else (v if fmt is None else fmt(v))
+                      for name, fmt in _PLAIN_FORMAT]) + tail
 
 
 class CopyBuffer:
@@ -88,6 +105,48 @@ class CopyBuffer:
         return self.rows
 
 
+class NewEvents:
+    """Valid events of one batch, written straight into raw.usage_events, CHUNK rows at a time.
+
+    An event whose id is already in the table (from an earlier batch or an earlier chunk of this
+    one) or earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate
+    whose content differs is counted as conflicting. Loaders take turns per batch (an advisory
+    lock held to commit), so no other loader can add an id between the check and the COPY.
+    """
+
+    CHUNK = 10_000
+
+    def __init__(self, cur):
+        self.cur = cur
+        self.pending: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, COPY line)
+        self.loaded = self.duplicate = self.conflicting = 0
+
+    def add(self, event_id: str, content_hash: str, line: str) -> None:
+        first = self.pending.get(event_id)
+        if first is not None:
+            self.duplicate += 1
+            self.conflicting += first[0] != content_hash
+            return
+        self.pending[event_id] = (content_hash, line)
+        if len(self.pending) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.cur.execute("select event_id, content_hash from raw.usage_events where event_id = any(%s)",
+                         (list(self.pending),))
+        for event_id, kept_hash in self.cur.fetchall():
+            content_hash, _ = self.pending.pop(event_id)
+            self.duplicate += 1
+            self.conflicting += kept_hash != content_hash
+        if self.pending:
+            payload = io.BytesIO("".join(line for _, line in self.pending.values()).encode())
+            self.cur.copy_expert(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin", payload)
+            self.loaded += len(self.pending)
+        self.pending = {}
+
+
 def _shown(raw: bytes) -> str:
     """The raw line as storable text: bad bytes escaped, NULs made visible."""
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
@@ -104,12 +163,10 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
             return BatchResult(name, "skipped")
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))  # one loader per file at a time
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (WRITERS_LOCK,))
             cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
             batch_id = cur.fetchone()[0]
-            cur.execute("create temp table incoming (like raw.usage_events) on commit drop")
-            cur.execute("alter table incoming add column line_number bigint")
-            events = CopyBuffer(cur, f"incoming ({', '.join(COPY_COLUMNS)})")
+            events = NewEvents(cur)
             quarantine = CopyBuffer(cur, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
             read = 0
             lineage = f"\t{landing_hour.isoformat()}\t{batch_id}"
@@ -121,9 +178,11 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
                         batch_id, SOURCE, name, line_number, _shown(raw),
                         "{" + ",".join(outcome.reasons) + "}")) + "\n")
                     continue
-                events.add(_copy_row(outcome.values, f"{lineage}\t{outcome.content_hash}\t{line_number}\n"))
-            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events.close(),
-                                  quarantine.close())
+                values = outcome.values
+                events.add(values["event_id"], outcome.content_hash,
+                           _copy_row(values, f"{lineage}\t{outcome.content_hash}\n", raw))
+            events.flush()
+            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine.close())
         return result
     except (OSError, EOFError, ValueError) as exc:  # unreadable file: gzip damage, permissions, ...
         conn.rollback()
@@ -135,27 +194,20 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
             return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
 
 
-def _write_batch(cur, batch_id, name, digest, landing_hour, read, valid, quarantined) -> BatchResult:
-    """Move the copied rows into raw.usage_events (first occurrence wins) and write the ledger row."""
-    columns = ", ".join(COPY_COLUMNS[:-1])
-    cur.execute(f"""
-        insert into raw.usage_events ({columns})
-        select distinct on (event_id) {columns} from incoming order by event_id, line_number
-        on conflict (event_id) do nothing""")
-    loaded = cur.rowcount
-    cur.execute("""select count(*) from incoming i join raw.usage_events r using (event_id)
-                   where r.content_hash <> i.content_hash""")
-    conflicting = cur.fetchone()[0]
+def _write_batch(cur, batch_id, name, digest, landing_hour, read, events: NewEvents, quarantined) -> BatchResult:
+    """Record the batch in the ledger (the database checks that its counts add up)."""
+    result = BatchResult(name, "loaded", read, events.loaded, events.duplicate, quarantined, events.conflicting,
+                         batch_id=batch_id)
     cur.execute("""
         insert into raw.ingestion_batches (batch_id, source, file, checksum, landing_hour, rows_read, rows_loaded,
             rows_duplicate, rows_quarantined, rows_conflicting, finished_at, status)
         values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), 'loaded')""",
-                (batch_id, SOURCE, name, digest, landing_hour, read, loaded, valid - loaded, quarantined,
-                 conflicting))
-    if loaded:  # new rows: the hour must pass its quality gate again before staging reads it
+                (batch_id, SOURCE, name, digest, landing_hour, result.read, result.loaded, result.duplicate,
+                 result.quarantined, result.conflicting))
+    if result.loaded:  # new rows: the hour must pass its quality gate again before staging reads it
         cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) values (%s, 'pending')
                        on conflict (landing_hour) do update set gate_status = 'pending'""", (landing_hour,))
-    return BatchResult(name, "loaded", read, loaded, valid - loaded, quarantined, conflicting, batch_id=batch_id)
+    return result
 
 
 def load_hour(conn, landing_dir: Path, hour: datetime) -> list[BatchResult]:

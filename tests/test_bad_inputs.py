@@ -131,3 +131,12 @@ def test_the_ledger_adds_up_for_every_batch(warehouse, tmp_path):
                                where rows_read <> rows_loaded + rows_duplicate + rows_quarantined""") == [(0,)]
     assert query(warehouse, "select rows_read, rows_loaded, rows_duplicate, rows_quarantined"
                             " from raw.ingestion_batches") == [(4, 1, 1, 2)]
+
+
+def test_tabs_newlines_and_backslashes_in_values_survive_the_copy(warehouse, tmp_path):
+    tricky = "a\tb\nc\\d\re \\N"
+    land(tmp_path, "a.jsonl", [line(event_id="t", user_id=tricky, metadata={"note": tricky}), line()])
+    load(warehouse, tmp_path)
+    assert query(warehouse, "select user_id, metadata->>'note' from raw.usage_events where event_id = 't'") == [
+        (tricky, tricky)]
+    assert query(warehouse, "select user_id from raw.usage_events where event_id = 'good-1'") == [(None,)]
