@@ -196,3 +196,29 @@ def test_failed_suite_stops_before_dbt_and_marts_keep_their_rows(loaded):
 
     # the staging view never shows the failed hour's rows, so a later run cannot leak them either
     assert query(dsn, "select count(*) from staging.stg_usage__events where event_id like 'bad-%'")[0][0] == 0
+
+
+def test_a_late_file_refreshes_the_hour_its_events_happened_in_and_says_so(loaded):
+    dsn, root, _, _ = loaded
+    late_for = START + timedelta(hours=20)
+    arrival = LAST_HOUR + timedelta(hours=2)
+    before = dict(query(dsn, "select org_id, sum(requests) from marts.fct_usage_hourly where hour_utc = %s"
+                             " group by 1", (late_for,)))
+    event = {**json.loads(gzip.open(landing_path(root, late_for), "rt").readline()),
+             "event_id": "arrived-a-day-late", "event_time": (late_for + timedelta(minutes=7)).isoformat()}
+    path = landing_path(root, arrival)
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps(event) + "\n")
+
+    result = run_hours(arrival, arrival)
+
+    assert result.success
+    raw = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string()
+               == "raw/usage_events").materialization.metadata
+    assert raw["late_event_hours"].value == [late_for.strftime("%Y-%m-%d-%H:00")]
+    after = dict(query(dsn, "select org_id, sum(requests) from marts.fct_usage_hourly where hour_utc = %s"
+                            " group by 1", (late_for,)))
+    assert after[event["org_id"]] == before[event["org_id"]] + 1
+    assert {k: v for k, v in after.items() if k != event["org_id"]} == {
+        k: v for k, v in before.items() if k != event["org_id"]}

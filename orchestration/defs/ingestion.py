@@ -25,6 +25,7 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     hours = int((window.end - window.start) / timedelta(hours=1))
     totals = dict.fromkeys(("files", "skipped", "failed", "read", "loaded", "duplicate", "quarantined",
                             "conflicting"), 0)
+    loaded_batches: list[int] = []
     conn = warehouse.connect()
     try:
         for i in range(hours):
@@ -35,16 +36,38 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 totals["failed"] += batch.status == "failed"
                 for key in ("read", "loaded", "duplicate", "quarantined", "conflicting"):
                     totals[key] += getattr(batch, key)
+                if batch.status == "loaded":
+                    loaded_batches.append(batch.batch_id)
                 if batch.status == "failed":
                     context.log.error(f"could not read {batch.file}: {batch.error}; fix or replace the file "
                                       "and rematerialize this partition")
             if hours > 1 and ((i + 1) % 24 == 0 or i + 1 == hours):
                 context.log.info(f"ingested {i + 1}/{hours} hours: {totals['read']:,} rows read, "
                                  f"{totals['loaded']:,} loaded")
+        late_hours = late_event_hours(conn, loaded_batches, window.start, window.end)
     finally:
         conn.close()
+    if late_hours:
+        context.log.info(f"late events for {len(late_hours)} earlier hours ({', '.join(late_hours[:10])}"
+                         f"{', ...' if len(late_hours) > 10 else ''}): the rollups downstream recompute those hours")
     context.log.info(
         f"{totals['files']} files ({totals['skipped']} unchanged, {totals['failed']} unreadable): "
         f"read {totals['read']:,} = loaded {totals['loaded']:,} + duplicate {totals['duplicate']:,} "
         f"+ quarantined {totals['quarantined']:,}")
-    return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in totals.items()})
+    metadata = {k: dg.MetadataValue.int(v) for k, v in totals.items()}
+    metadata["late_event_hours"] = dg.MetadataValue.json(late_hours)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def late_event_hours(conn, batch_ids: list[int], window_start, window_end) -> list[str]:
+    """Partition keys of the hours before this window that the loaded batches added events to."""
+    if not batch_ids:
+        return []
+    with conn, conn.cursor() as cur:
+        cur.execute("""select distinct to_char(date_trunc('hour', event_time, 'UTC') at time zone 'UTC',
+                                               'YYYY-MM-DD-HH24:00')
+                       from raw.usage_events
+                       where landing_hour >= %s and landing_hour < %s and batch_id = any(%s) and event_time < %s
+                       order by 1""",
+                    (window_start, window_end, batch_ids, window_start))
+        return [key for (key,) in cur.fetchall()]
