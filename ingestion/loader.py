@@ -24,6 +24,7 @@ from ingestion.validation import Rejected, validate
 SOURCE = "landing"
 COPY_COLUMNS = (*FIELD_NAMES, "landing_hour", "batch_id", "content_hash")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
+CHUNK_ROWS = 10_000  # rows sent to the server at a time: memory stays flat whatever the file size
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class BatchResult:
 _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
 
 
+def _json_text(value: dict) -> str:
+    return orjson.dumps(value).decode()
+
+
 def _copy_text(value) -> str:
     """One value in PostgreSQL's COPY text format."""
     if value is None:
@@ -49,15 +54,11 @@ def _copy_text(value) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
-        value = orjson.dumps(value).decode()
+        value = _json_text(value)
     text = str(value)
     if _NEEDS_ESCAPE.search(text):
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
-
-
-def _json_text(value: dict) -> str:
-    return orjson.dumps(value).decode()
 
 
 # How each contract field is written when no value needs COPY escaping (None: a str as it is).
@@ -78,9 +79,7 @@ def _copy_row(values: dict, tail: str, raw: bytes) -> str:
 
 
 class CopyBuffer:
-    """Rows in COPY text format, sent to the server every CHUNK rows so memory stays flat."""
-
-    CHUNK = 10_000
+    """Rows in COPY text format, sent to the server every CHUNK_ROWS rows."""
 
     def __init__(self, cur, target: str):
         self.cur, self.target = cur, target
@@ -89,7 +88,7 @@ class CopyBuffer:
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-        if len(self.lines) >= self.CHUNK:
+        if len(self.lines) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
@@ -106,15 +105,13 @@ class CopyBuffer:
 
 
 class NewEvents:
-    """Valid events of one batch, written straight into raw.usage_events, CHUNK rows at a time.
+    """Valid events of one batch, written straight into raw.usage_events, CHUNK_ROWS at a time.
 
     An event whose id is already in the table (from an earlier batch or an earlier chunk of this
     one) or earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate
     whose content differs is counted as conflicting. Loaders take turns per batch (an advisory
     lock held to commit), so no other loader can add an id between the check and the COPY.
     """
-
-    CHUNK = 10_000
 
     def __init__(self, cur):
         self.cur = cur
@@ -128,7 +125,7 @@ class NewEvents:
             self.conflicting += first[0] != content_hash
             return
         self.pending[event_id] = (content_hash, line)
-        if len(self.pending) >= self.CHUNK:
+        if len(self.pending) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
