@@ -27,9 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingestion.contract import FIELD_NAMES  # noqa: E402
+from ingestion.contract import FIELD_NAMES, FIELDS  # noqa: E402
 from ingestion.readers import read_lines  # noqa: E402
-from ingestion.schema import raw_events_ddl  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
 from ingestion.validation import ValidEvent, validate  # noqa: E402
 from orchestration.database import connect, embedded_server_uri, recreate_database  # noqa: E402
@@ -85,10 +84,8 @@ def plain_copy(dsn: str, payload: bytes) -> float:
     conn = connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute("drop schema if exists bench cascade; create schema bench")
-        ddl = raw_events_ddl().replace("raw.usage_events", "bench.plain")
-        ddl = ",\n".join(line for line in ddl.split(",\n")
-                         if not line.strip().startswith(("landing_hour", "batch_id", "content_hash")))
-        cur.execute(ddl)
+        columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
+        cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
     began = time.perf_counter()
     with conn, conn.cursor() as cur:
         cur.copy_expert(f"copy bench.plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(payload))

@@ -63,5 +63,4 @@ REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("landing_hour", "timestamptz"),  # hour partition of the file the event arrived in
     ("batch_id", "bigint"),  # ingestion batch (one file) that loaded it
-    ("content_hash", "text"),  # md5 of the source line, to tell a true duplicate from a conflict
 )

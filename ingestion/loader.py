@@ -8,21 +8,24 @@ A file already loaded with the same checksum is skipped; a changed file reloads 
 
 from __future__ import annotations
 
+import csv
 import io
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import orjson
 
-from ingestion.contract import FIELD_NAMES, FIELDS
-from ingestion.readers import checksum, files_for_hour, read_lines
-from ingestion.schema import ensure_schema
-from ingestion.validation import Rejected, validate
+from ingestion.contract import FIELD_NAMES, FIELDS, LINEAGE_COLUMNS
+from ingestion.readers import checksum, files_for_hour, format_of, open_rows
+from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
+from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
+from ingestion.validation import Rejected, ValidEvent, parse_line, validate, validate_record
 
-SOURCE = "landing"
-COPY_COLUMNS = (*FIELD_NAMES, "landing_hour", "batch_id", "content_hash")
+BUILTIN = "landing"  # the source of files in the contract's own shape
+COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 CHUNK_ROWS = 10_000  # rows sent to the server at a time: memory stays flat whatever the file size
 
@@ -66,13 +69,13 @@ _PLAIN_FORMAT = tuple((f.name, {"text": None, "id": None, "int": str, "number": 
                                 "timestamp": datetime.isoformat, "json": _json_text}[f.kind]) for f in FIELDS)
 
 
-def _copy_row(values: dict, tail: str, raw: bytes) -> str:
+def _copy_row(values: dict, tail: str, raw: bytes, json_row: bool) -> str:
     """A validated event as one COPY line; `tail` holds the lineage columns, already rendered.
 
     A string needs COPY escaping only if it holds a backslash, tab or newline, and JSON can only
-    carry those as backslash escapes: a line without a backslash takes the fast path.
+    carry those as backslash escapes: a JSON line without a backslash takes the fast path.
     """
-    if b"\\" in raw:
+    if not json_row or b"\\" in raw:
         return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
     return "\t".join(["\\N" if (v := values[name]) is None else (v if fmt is None else fmt(v))
                       for name, fmt in _PLAIN_FORMAT]) + tail
@@ -105,43 +108,59 @@ class CopyBuffer:
 
 
 class NewEvents:
-    """Valid events of one batch, written straight into raw.usage_events, CHUNK_ROWS at a time.
+    """Valid events of one batch, claimed in raw.event_ids and copied into raw.usage_events,
+    CHUNK_ROWS at a time.
 
-    An event whose id is already in the table (from an earlier batch or an earlier chunk of this
-    one) or earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate
-    whose content differs is counted as conflicting. Loaders take turns per batch (an advisory
-    lock held to commit), so no other loader can add an id between the check and the COPY.
+    An event whose id is already claimed (by an earlier batch or an earlier chunk of this one) or
+    earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate whose
+    content differs is counted as conflicting. Claims and rows commit together with the batch.
     """
 
-    def __init__(self, cur):
-        self.cur = cur
-        self.pending: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, COPY line)
+    def __init__(self, cur, batch_id: int):
+        self.cur, self.batch_id = cur, batch_id
+        self.pending: dict[str, tuple[str, str, str]] = {}  # event_id -> (content hash, event time, COPY line)
+        self.partitions = set(day_partitions(cur))
         self.loaded = self.duplicate = self.conflicting = 0
 
-    def add(self, event_id: str, content_hash: str, line: str) -> None:
+    def add(self, event_id: str, event_time: datetime, content_hash: str, line: str) -> None:
         first = self.pending.get(event_id)
         if first is not None:
             self.duplicate += 1
             self.conflicting += first[0] != content_hash
             return
-        self.pending[event_id] = (content_hash, line)
+        self.pending[event_id] = (content_hash, event_time.isoformat(), line)
         if len(self.pending) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        self.cur.execute("select event_id, content_hash from raw.usage_events where event_id = any(%s)",
-                         (list(self.pending),))
-        for event_id, kept_hash in self.cur.fetchall():
-            content_hash, _ = self.pending.pop(event_id)
-            self.duplicate += 1
-            self.conflicting += kept_hash != content_hash
-        if self.pending:
-            payload = io.BytesIO("".join(line for _, line in self.pending.values()).encode())
+        pending, self.pending = self.pending, {}
+        # ids are printable (the contract refuses others), so a newline separates them safely
+        self.cur.execute("""
+            insert into raw.event_ids (event_id, event_time, content_hash, batch_id)
+            select id, t, h, %s from unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')::timestamptz[],
+                                            string_to_array(%s, E'\\n')) as claim(id, t, h)
+            on conflict (event_id) do nothing
+            returning event_id, (event_time at time zone 'UTC')::date::text""",
+                         (self.batch_id, "\n".join(pending), "\n".join(p[1] for p in pending.values()),
+                          "\n".join(p[0] for p in pending.values())))
+        claimed = dict(self.cur.fetchall())
+        if len(claimed) < len(pending):
+            self._count_duplicates([i for i in pending if i not in claimed], pending)
+        for day in {date.fromisoformat(d) for d in set(claimed.values())} - self.partitions:
+            self.cur.execute(create_day_partition_sql(day))
+            self.partitions.add(day)
+        if claimed:
+            payload = io.BytesIO("".join(pending[i][2] for i in claimed).encode())
             self.cur.copy_expert(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin", payload)
-            self.loaded += len(self.pending)
-        self.pending = {}
+            self.loaded += len(claimed)
+
+    def _count_duplicates(self, ids: list[str], pending: dict) -> None:
+        self.cur.execute("select event_id, content_hash from raw.event_ids where event_id = any(%s)", (ids,))
+        for event_id, kept_hash in self.cur.fetchall():
+            self.duplicate += 1
+            self.conflicting += kept_hash != pending[event_id][0]
 
 
 def _shown(raw: bytes) -> str:
@@ -149,49 +168,89 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None = None) -> BatchResult:
-    """Load one file as one transaction; never raises for bad content (a failed batch is recorded)."""
+def _outcome(number: int, raw: bytes, row, source: SourceSpec, landing_hour: datetime) -> ValidEvent | Rejected:
+    """One source row checked against the contract, through the source's mapping if it has one."""
+    if row is None:  # a JSON line
+        if source.name == BUILTIN:
+            return validate(raw, landing_hour)
+        row = parse_line(raw)
+    if type(row) is Rejected:
+        return row
+    if b"\x00" in raw:
+        return Rejected(("nul_character",))
+    return validate_record(source.to_record(row), landing_hour, raw)
+
+
+def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None = None,
+              source: SourceSpec | None = None) -> BatchResult:
+    """Load one file as one transaction; never raises for bad content (a failed batch is recorded).
+
+    `source` is the spec that reads the file; by default the built-in source, by file extension.
+    """
     name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
+    source = source or builtin_source(format_of(path))
     digest = checksum(path)
     with conn.cursor() as cur:
         cur.execute("select 1 from raw.ingestion_batches where file = %s and checksum = %s and status = 'loaded'",
                     (name, digest))
         if cur.fetchone():
             return BatchResult(name, "skipped")
+    return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format))
+
+
+def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
+               open_source: Callable[[], tuple[list[str] | None, Iterable]],
+               on_commit: Callable[[object, BatchResult], None] | None = None) -> BatchResult:
+    """Load the rows `open_source` yields as one transaction: all of them are loaded, duplicate or
+    quarantined, or, if the source cannot be read, none are and a failed batch records why.
+    `on_commit` runs inside the transaction (an extractor stores its watermark there)."""
     try:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (WRITERS_LOCK,))
             cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
             batch_id = cur.fetchone()[0]
-            events = NewEvents(cur)
+            header, rows = open_source()
+            if header is not None:
+                source.check_columns(header, name)  # refuse the whole source before a row is read
+            events = NewEvents(cur, batch_id)
             quarantine = CopyBuffer(cur, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
             read = 0
-            lineage = f"\t{landing_hour.isoformat()}\t{batch_id}"
-            for line_number, raw in read_lines(path):
+            lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n"
+            json_rows = source.format == "jsonl"
+            for line_number, raw, row in rows:
                 read += 1
-                outcome = validate(raw, landing_hour)
-                if isinstance(outcome, Rejected):
+                outcome = _outcome(line_number, raw, row, source, landing_hour)
+                if type(outcome) is Rejected:
                     quarantine.add("\t".join(_copy_text(v) for v in (
-                        batch_id, SOURCE, name, line_number, _shown(raw),
+                        batch_id, source.name, name, line_number, _shown(raw),
                         "{" + ",".join(outcome.reasons) + "}")) + "\n")
                     continue
                 values = outcome.values
-                events.add(values["event_id"], outcome.content_hash,
-                           _copy_row(values, f"{lineage}\t{outcome.content_hash}\n", raw))
+                events.add(values["event_id"], values["event_time"], outcome.content_hash,
+                           _copy_row(values, lineage, raw, json_rows))
             events.flush()
-            result = _write_batch(cur, batch_id, name, digest, landing_hour, read, events, quarantine.close())
+            result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events,
+                                  quarantine.close())
+            if on_commit:
+                on_commit(cur, result)
         return result
-    except (OSError, EOFError, ValueError) as exc:  # unreadable file: gzip damage, permissions, ...
+    except (OSError, EOFError, ValueError, csv.Error) as exc:  # unreadable source or a spec that does not fit
         conn.rollback()
-        error = f"{type(exc).__name__}: {exc}"
-        with conn, conn.cursor() as cur:
-            cur.execute("insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, error,"
-                        " finished_at) values (%s, %s, %s, %s, 'failed', %s, now()) returning batch_id",
-                        (SOURCE, name, digest, landing_hour, error))
-            return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
+        error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
+        return _failed(conn, name, digest, landing_hour, source.name, error)
 
 
-def _write_batch(cur, batch_id, name, digest, landing_hour, read, events: NewEvents, quarantined) -> BatchResult:
+def _failed(conn, name: str, digest: str, landing_hour: datetime, source: str, error: str) -> BatchResult:
+    """Record a file that could not be loaded; its other rows wait for a fixed file or spec."""
+    with conn, conn.cursor() as cur:
+        cur.execute("insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, error,"
+                    " finished_at) values (%s, %s, %s, %s, 'failed', %s, now()) returning batch_id",
+                    (source, name, digest, landing_hour, error))
+        return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
+
+
+def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events: NewEvents,
+                 quarantined) -> BatchResult:
     """Record the batch in the ledger (the database checks that its counts add up)."""
     result = BatchResult(name, "loaded", read, events.loaded, events.duplicate, quarantined, events.conflicting,
                          batch_id=batch_id)
@@ -199,7 +258,7 @@ def _write_batch(cur, batch_id, name, digest, landing_hour, read, events: NewEve
         insert into raw.ingestion_batches (batch_id, source, file, checksum, landing_hour, rows_read, rows_loaded,
             rows_duplicate, rows_quarantined, rows_conflicting, finished_at, status)
         values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), 'loaded')""",
-                (batch_id, SOURCE, name, digest, landing_hour, result.read, result.loaded, result.duplicate,
+                (batch_id, source, name, digest, landing_hour, result.read, result.loaded, result.duplicate,
                  result.quarantined, result.conflicting))
     if result.loaded:  # new rows: the hour must pass its quality gate again before staging reads it
         cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) values (%s, 'pending')
@@ -207,8 +266,20 @@ def _write_batch(cur, batch_id, name, digest, landing_hour, read, events: NewEve
     return result
 
 
-def load_hour(conn, landing_dir: Path, hour: datetime) -> list[BatchResult]:
-    """Load every file that landed in `hour`; a file that cannot be read does not stop the others."""
+def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = ()) -> list[BatchResult]:
+    """Load everything that landed in `hour`: new rows of application databases, then every file.
+    A source that cannot be read is recorded as a failed batch and does not stop the others."""
+    from ingestion.app_database import extract_hour  # the extractor builds on this module
     with conn, conn.cursor() as cur:
         ensure_schema(cur)
-    return [load_file(conn, path, hour, landing_dir) for path in files_for_hour(landing_dir, hour)]
+    results = []
+    for spec in specs:
+        if spec.format == "postgres":  # rows an application wrote before the end of this hour
+            results.append(extract_hour(conn, spec, hour))
+    for landed in files_for_hour(landing_dir, hour, specs):
+        if landed.source is None:
+            name = str(landed.path.relative_to(landing_dir))
+            results.append(_failed(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem))
+        else:
+            results.append(load_file(conn, landed.path, hour, landing_dir, landed.source))
+    return results

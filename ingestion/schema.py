@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime, timedelta
+
 from ingestion.contract import FIELDS, LINEAGE_COLUMNS
 
 
@@ -11,17 +14,50 @@ def raw_events_ddl() -> str:
     columns += [f"{name} {sql_type} not null" for name, sql_type in LINEAGE_COLUMNS]
     return ("create table if not exists raw.usage_events (\n    "
             + ",\n    ".join(columns)
-            + ",\n    primary key (event_id)\n)")
+            + "\n) partition by range (event_time)")
+
+
+def day_partition(day: date) -> str:
+    """Name of the raw.usage_events partition holding the events of one UTC day."""
+    return f"raw.usage_events_p{day:%Y%m%d}"
+
+
+def create_day_partition_sql(day: date) -> str:
+    return (f"create table if not exists {day_partition(day)} partition of raw.usage_events"
+            f" for values from ('{day.isoformat()} 00:00+00') to ('{(day + timedelta(days=1)).isoformat()} 00:00+00')")
+
+
+def day_partitions(cur) -> dict[date, str]:
+    """The day partitions of raw.usage_events that exist, by UTC day."""
+    cur.execute("""select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                   where i.inhparent = 'raw.usage_events'::regclass""")
+    found = {}
+    for (name,) in cur.fetchall():
+        if match := re.fullmatch(r"usage_events_p(\d{8})", name):
+            found[datetime.strptime(match[1], "%Y%m%d").date()] = f"raw.{name}"
+    return found
 
 
 SCHEMA_SQL = f"""
 create schema if not exists raw;
 create schema if not exists audit;
 
+-- one partition per UTC day of event time (created by the loader as days arrive), so retention
+-- drops a partition instead of deleting rows; rows arrive roughly in time order, so block-range
+-- (BRIN) indexes find a landing hour or an event hour for the rollups at almost no load cost
 {raw_events_ddl()};
--- rollups recompute whole hours, found through the landing hour and then the event hour
-create index if not exists usage_events_landing_hour on raw.usage_events (landing_hour);
-create index if not exists usage_events_event_time on raw.usage_events (event_time);
+create index if not exists usage_events_landing_hour on raw.usage_events using brin (landing_hour);
+create index if not exists usage_events_event_time on raw.usage_events using brin (event_time);
+
+-- the registry that makes ingestion exactly-once: a partitioned table cannot hold a unique key
+-- without its partition column, so every event id is claimed here first (first occurrence wins)
+create table if not exists raw.event_ids (
+    event_id text primary key,
+    event_time timestamptz not null,
+    content_hash text not null,  -- md5 of the source row, to tell a true duplicate from a conflict
+    batch_id bigint not null
+);
+create index if not exists event_ids_event_time on raw.event_ids using brin (event_time);
 
 -- one row per file load attempt; read = loaded + duplicate + quarantined for every batch
 create table if not exists raw.ingestion_batches (
@@ -53,6 +89,13 @@ create table if not exists raw.quarantine (
     raw_text text not null,
     reasons text[] not null,
     quarantined_at timestamptz not null default now()
+);
+
+-- how far each application-database source has been read (its watermark column's newest value)
+create table if not exists raw.extract_watermarks (
+    source text primary key,
+    watermark timestamptz not null,
+    updated_at timestamptz not null
 );
 
 -- gate status of each landing hour: staging only reads hours whose quality suite passed

@@ -30,7 +30,7 @@ class Rejected:
 
 def derived_event_id(record: dict) -> str:
     """Deterministic id for an event that has none: sha256 of its canonical JSON (sorted keys)."""
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -40,17 +40,20 @@ _SPEC = tuple((f.name, f.kind, f.required, f.min, f.max) for f in FIELDS)
 
 
 def _timestamp(value) -> datetime | str:
-    if type(value) is not str:
+    if type(value) is datetime:  # from Parquet or a source spec's timestamp format
+        ts = value
+    elif type(value) is not str:
         return "not_a_timestamp"
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return "not_a_timestamp"
+    else:
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return "not_a_timestamp"
     return ts if ts.tzinfo is not None else "timestamp_without_zone"
 
 
-def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
-    """Check one line against the contract; unknown top-level fields are kept in metadata."""
+def parse_line(raw: bytes) -> dict | Rejected:
+    """One JSON Lines line as a dict, or why it is not one."""
     if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL
         return Rejected(("nul_character",))
     try:
@@ -63,7 +66,19 @@ def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
         return Rejected(("malformed_json",))
     if type(record) is not dict:
         return Rejected(("not_an_object",))
+    return record
 
+
+def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
+    """Check one JSON line against the contract; unknown top-level fields are kept in metadata."""
+    record = parse_line(raw)
+    if type(record) is Rejected:
+        return record
+    return validate_record(record, landing_hour, raw)
+
+
+def validate_record(record: dict, landing_hour: datetime, source_row: bytes) -> ValidEvent | Rejected:
+    """Check one record (contract field -> value) against the contract; `source_row` is hashed."""
     reasons: list[str] = []
     values: dict = {}
     get = record.get
@@ -107,6 +122,9 @@ def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
                 reasons.append(name + ":not_an_object")
             values[name] = value
 
+    event_id = values["event_id"]
+    if type(event_id) is str and not event_id.isprintable():  # ids travel as one line in COPY and arrays
+        reasons.append("event_id:not_printable")
     event_time = values["event_time"]
     if type(event_time) is datetime:
         if event_time > landing_hour + _FUTURE_LIMIT:
@@ -121,4 +139,4 @@ def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
         values["metadata"] = {**unknown, **(values["metadata"] or {})}
     if values["event_id"] is None:
         values["event_id"] = derived_event_id(record)
-    return ValidEvent(values, hashlib.md5(raw).hexdigest())
+    return ValidEvent(values, hashlib.md5(source_row).hexdigest())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+
+from ingestion.schema import day_partitions
+from ingestion.validation import MAX_LATENESS
 
 
 @dataclass(frozen=True)
@@ -13,9 +16,8 @@ class Purged:
     rows: int
 
 
-# (table, timestamp column, which window applies)
+# (table, timestamp column, which window applies); raw.usage_events goes by whole day partitions
 RETAINED = (
-    ("raw.usage_events", "event_time", "raw"),
     ("raw.quarantine", "quarantined_at", "raw"),
     ("marts.fct_usage_hourly", "hour_utc", "hourly"),
 )
@@ -26,11 +28,40 @@ def apply_retention(conn, now: datetime, raw_days: int, hourly_days: int) -> lis
     windows = {"raw": timedelta(days=raw_days), "hourly": timedelta(days=hourly_days)}
     purged = []
     with conn, conn.cursor() as cur:
+        if _exists(cur, "raw.usage_events"):
+            purged += _drop_raw_days(cur, now, windows["raw"])
         for table, column, window in RETAINED:
-            cur.execute("select to_regclass(%s) is not null", (table,))
-            if not cur.fetchone()[0]:
+            if not _exists(cur, table):
                 continue
             cutoff = now - windows[window]
             cur.execute(f"delete from {table} where {column} < %s", (cutoff,))
             purged.append(Purged(table, cutoff, cur.rowcount))
+    return purged
+
+
+def _exists(cur, table: str) -> bool:
+    cur.execute("select to_regclass(%s) is not null", (table,))
+    return cur.fetchone()[0]
+
+
+def _drop_raw_days(cur, now: datetime, window: timedelta) -> list[Purged]:
+    """Drop the raw day partitions that end before the cutoff; forget the ids of long-gone events.
+
+    A day is kept until all of it is older than the window, so the raw layer holds between
+    N and N+1 days; dropping a partition is instant and leaves no dead rows behind.
+    """
+    cutoff = now - window
+    purged = []
+    for day, partition in sorted(day_partitions(cur).items()):
+        day_end = datetime.combine(day + timedelta(days=1), time(), UTC)
+        if day_end > cutoff:
+            continue
+        cur.execute(f"select count(*) from {partition}")
+        rows = cur.fetchone()[0]
+        cur.execute(f"drop table {partition}")
+        purged.append(Purged(partition, day_end, rows))
+    # an id is remembered as long as its event could still be accepted again (MAX_LATENESS), so a
+    # re-delivered old event stays a duplicate even when its raw day is gone
+    forget_before = min(datetime.combine(cutoff.astimezone(UTC).date(), time(), UTC), now - MAX_LATENESS)
+    cur.execute("delete from raw.event_ids where event_time < %s", (forget_before,))
     return purged

@@ -32,6 +32,8 @@ SETTINGS: tuple[Setting, ...] = (
             "SQLAlchemy URL of Dagster's run, event-log and schedule storage"),
     Setting("WAREHOUSE_STATE_DIR", ".warehouse", "where the embedded server's data and DAGSTER_HOME live"),
     Setting("WAREHOUSE_LANDING_DIR", "data/landing", "landing zone of raw usage-log files (dt=/hour= folders)"),
+    Setting("WAREHOUSE_SOURCES_DIR", "sources",
+            "folder of source specs (*.yaml) that map logs in other shapes onto the event contract"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
     Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
@@ -66,6 +68,7 @@ class Settings:
     dagster_pg_url: str | None
     state_dir: Path
     landing_dir: Path
+    sources_dir: Path
     raw_retention_days: int
     hourly_retention_days: int
     freshness_max_lag_minutes: int
@@ -82,6 +85,7 @@ class Settings:
             dagster_pg_url=os.environ.get("DAGSTER_PG_URL", "").strip() or None,
             state_dir=_relative_to_root(os.environ.get("WAREHOUSE_STATE_DIR", "") or ".warehouse"),
             landing_dir=_relative_to_root(os.environ.get("WAREHOUSE_LANDING_DIR", "") or "data/landing"),
+            sources_dir=_relative_to_root(os.environ.get("WAREHOUSE_SOURCES_DIR", "") or "sources"),
             raw_retention_days=_positive_int("WAREHOUSE_RAW_RETENTION_DAYS", 30),
             hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
             freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),

@@ -42,7 +42,9 @@ def test_schedules_sensors_and_jobs(repo):
     assert schedules["hourly_usage_schedule"].job_name == "hourly_usage_job"
     assert schedules["nightly_retention_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["nightly_retention_schedule"].job_name == "retention_job"
-    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor"}
+    late = repo.get_job("late_event_refresh_job")
+    assert "raw/usage_events" not in {k.to_user_string() for k in late.asset_layer.executable_asset_keys}
     hourly = repo.get_job("hourly_usage_job")
     assert {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys} >= {
         "raw/usage_events", "marts/fct_usage_hourly", "marts/fct_usage_daily"}
@@ -56,3 +58,11 @@ def test_dbt_window_vars_are_the_partition_window():
     start, end = datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 6, tzinfo=UTC)
     assert window_vars(start, end) == {"min_date": "2026-03-01T05:00:00+00:00",
                                        "max_date": "2026-03-01T06:00:00+00:00"}
+
+
+def test_late_hours_are_grouped_into_contiguous_runs():
+    from orchestration.defs.late_data import hour_ranges
+
+    keys = ["2026-03-02-05:00", "2026-03-01-23:00", "2026-03-02-00:00", "2026-03-02-07:00", "2026-03-02-05:00"]
+    assert hour_ranges(keys) == [("2026-03-01-23:00", "2026-03-02-00:00"), ("2026-03-02-05:00", "2026-03-02-05:00"),
+                                 ("2026-03-02-07:00", "2026-03-02-07:00")]

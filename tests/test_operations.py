@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import dagster as dg
 import pytest
 
-from ingestion.schema import ensure_schema
+from ingestion.schema import create_day_partition_sql, ensure_schema
 from orchestration.database import cursor
 from orchestration.resources import WarehouseResource
 from tests.conftest import query
@@ -19,10 +19,12 @@ pytestmark = pytest.mark.db
 def add_event(dsn: str, event_id: str, event_time: datetime) -> None:
     with cursor(dsn) as cur:
         ensure_schema(cur)
+        cur.execute(create_day_partition_sql(event_time.astimezone(UTC).date()))
         cur.execute("""insert into raw.usage_events (event_id, event_time, org_id, provider, model, status,
-                           landing_hour, batch_id, content_hash)
-                       values (%s, %s, 'org_a', 'openai', 'gpt-4o', 'success', %s, 0, 'x')""",
+                           landing_hour, batch_id)
+                       values (%s, %s, 'org_a', 'openai', 'gpt-4o', 'success', %s, 0)""",
                     (event_id, event_time, event_time.replace(minute=0, second=0, microsecond=0)))
+        cur.execute("insert into raw.event_ids values (%s, %s, 'x', 0)", (event_id, event_time))
 
 
 @pytest.fixture()
@@ -95,8 +97,17 @@ def test_retention_job_keeps_exactly_the_configured_window(warehouse, monkeypatc
     result = defs().resolve_job_def("retention_job").execute_in_process()
     assert result.success
     assert query(warehouse, "select event_id from raw.usage_events") == [("29-days-old",)]
+    assert len(day_partitions_of(warehouse)) == 1  # the old day's partition was dropped, not emptied
+    assert query(warehouse, "select event_id from raw.event_ids") == [("29-days-old",)]
     assert len(query(warehouse, "select * from marts.fct_usage_hourly")) == 1
 
     monkeypatch.setenv("WAREHOUSE_RAW_RETENTION_DAYS", "7")
     assert defs().resolve_job_def("retention_job").execute_in_process().success
     assert query(warehouse, "select count(*) from raw.usage_events") == [(0,)]
+    assert day_partitions_of(warehouse) == []
+    # ids are remembered for the lateness window (30 days), so a re-delivered event stays a duplicate
+    assert query(warehouse, "select event_id from raw.event_ids") == [("29-days-old",)]
+
+
+def day_partitions_of(dsn: str) -> list:
+    return query(dsn, "select inhrelid::regclass::text from pg_inherits where inhparent = 'raw.usage_events'::regclass")

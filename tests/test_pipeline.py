@@ -11,9 +11,11 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ingestion.synthetic import Defects, generate, landing_path
+from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db
@@ -211,7 +213,8 @@ def test_a_late_file_refreshes_the_hour_its_events_happened_in_and_says_so(loade
     with gzip.open(path, "wt") as f:
         f.write(json.dumps(event) + "\n")
 
-    result = run_hours(arrival, arrival)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_hours(arrival, arrival, instance)
 
     assert result.success
     raw = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string()
@@ -222,3 +225,23 @@ def test_a_late_file_refreshes_the_hour_its_events_happened_in_and_says_so(loade
     assert after[event["org_id"]] == before[event["org_id"]] + 1
     assert {k: v for k, v in after.items() if k != event["org_id"]} == {
         k: v for k, v in before.items() if k != event["org_id"]}
+
+    # the sensor turns the report into a rerun of that hour's rollups, as a partition of its own
+    from orchestration.definitions import defs
+    from orchestration.defs.late_data import late_event_refresh_job, late_event_sensor
+
+    sensor_result = late_event_sensor(dg.build_sensor_context(instance=instance))
+    [request] = sensor_result.run_requests
+    late_key = late_for.strftime("%Y-%m-%d-%H:00")
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (late_key, late_key)
+    assert result.run_id in request.tags["warehouse/reason"]
+    refresh = defs().resolve_job_def(late_event_refresh_job.name).execute_in_process(
+        instance=instance, tags=request.tags)
+    assert refresh.success
+    marts = {e.asset_key.to_user_string(): e.partition for e in refresh.get_asset_materialization_events()}
+    assert marts["marts/fct_usage_hourly"] == late_key
+    assert dict(query(dsn, "select org_id, sum(requests) from marts.fct_usage_hourly where hour_utc = %s"
+                           " group by 1", (late_for,))) == after  # rebuilt from raw: the same numbers
+    # nothing new since: the next tick requests nothing
+    assert isinstance(late_event_sensor(dg.build_sensor_context(instance=instance, cursor=sensor_result.cursor)),
+                      dg.SkipReason)

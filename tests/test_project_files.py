@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from ingestion.contract import FIELDS
+from ingestion.sources import parse_spec
 from orchestration.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +59,9 @@ def test_dagster_yaml_keeps_storage_in_postgres():
 def test_workspace_points_at_the_definitions_module():
     workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
+
+
+def test_readme_source_spec_examples_are_valid_specs():
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    assert len(blocks) == 2
+    assert [parse_spec(yaml.safe_load(b)).format for b in blocks] == ["csv", "postgres"]

@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ingestion.loader import load_hour
+from ingestion.sources import SourceSpecError, load_specs
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
 
@@ -21,6 +22,12 @@ from orchestration.resources import WarehouseResource
 )
 def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     landing_dir = warehouse.settings.landing_dir
+    try:
+        specs = load_specs(warehouse.settings.sources_dir)
+    except SourceSpecError as exc:  # a broken spec stops the run before any file is read
+        raise dg.Failure(description=f"{exc}; fix the spec in WAREHOUSE_SOURCES_DIR and rerun") from None
+    if specs:
+        context.log.info(f"source specs: {', '.join(f'{s.name} ({s.format}, files {s.files})' for s in specs)}")
     window = context.partition_time_window
     hours = int((window.end - window.start) / timedelta(hours=1))
     totals = dict.fromkeys(("files", "skipped", "failed", "read", "loaded", "duplicate", "quarantined",
@@ -30,7 +37,7 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     try:
         for i in range(hours):
             hour = window.start + timedelta(hours=i)
-            for batch in load_hour(conn, landing_dir, hour):
+            for batch in load_hour(conn, landing_dir, hour, specs):
                 totals["files"] += 1
                 totals["skipped"] += batch.status == "skipped"
                 totals["failed"] += batch.status == "failed"
@@ -39,8 +46,8 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 if batch.status == "loaded":
                     loaded_batches.append(batch.batch_id)
                 if batch.status == "failed":
-                    context.log.error(f"could not read {batch.file}: {batch.error}; fix or replace the file "
-                                      "and rematerialize this partition")
+                    context.log.error(f"could not load {batch.file}: {batch.error}; then rematerialize "
+                                      "this partition (loaded files are skipped)")
             if hours > 1 and ((i + 1) % 24 == 0 or i + 1 == hours):
                 context.log.info(f"ingested {i + 1}/{hours} hours: {totals['read']:,} rows read, "
                                  f"{totals['loaded']:,} loaded")
