@@ -9,7 +9,6 @@ A file already loaded with the same checksum is skipped; a changed file reloads 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,14 +17,16 @@ from pathlib import Path
 
 import orjson
 
-from ingestion.contract import FIELD_NAMES, FIELDS, LINEAGE_COLUMNS
+from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
 from ingestion.validation import Rejected, ValidEvent, parse_line, validate, validate_record
+from ingestion.writer import ServerWriter
 
 BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
+_EVENT_TIME = FIELD_NAMES.index("event_time")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 CHUNK_ROWS = 10_000  # rows sent to the server at a time: memory stays flat whatever the file size
 
@@ -64,28 +65,34 @@ def _copy_text(value) -> str:
     return text
 
 
-# How each contract field is written when no value needs COPY escaping (None: a str as it is).
-_PLAIN_FORMAT = tuple((f.name, {"text": None, "id": None, "int": str, "number": float.__repr__,
-                                "timestamp": datetime.isoformat, "json": _json_text}[f.kind]) for f in FIELDS)
+def _plain_text(value) -> str:
+    """A value in COPY text format when it needs no escaping (a JSON line without backslashes)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is datetime:
+        return value.isoformat()
+    if kind is dict:
+        return _json_text(value)
+    return repr(value)  # int, or float with every digit kept
 
 
-def _copy_row(values: dict, tail: str, raw: bytes, json_row: bool) -> str:
+def _copy_row(row: tuple, tail: str, raw: bytes, json_row: bool) -> str:
     """A validated event as one COPY line; `tail` holds the lineage columns, already rendered.
 
     A string needs COPY escaping only if it holds a backslash, tab or newline, and JSON can only
     carry those as backslash escapes: a JSON line without a backslash takes the fast path.
     """
     if not json_row or b"\\" in raw:
-        return "\t".join([_copy_text(values[name]) for name in FIELD_NAMES]) + tail
-    return "\t".join(["\\N" if (v := values[name]) is None else (v if fmt is None else fmt(v))
-                      for name, fmt in _PLAIN_FORMAT]) + tail
+        return "\t".join([_copy_text(v) for v in row]) + tail
+    return "\t".join(["\\N" if v is None else v if type(v) is str else _plain_text(v) for v in row]) + tail
 
 
 class CopyBuffer:
     """Rows in COPY text format, sent to the server every CHUNK_ROWS rows."""
 
-    def __init__(self, cur, target: str):
-        self.cur, self.target = cur, target
+    def __init__(self, writer: ServerWriter, target: str):
+        self.writer, self.target = writer, target
         self.lines: list[str] = []
         self.rows = 0
 
@@ -96,10 +103,9 @@ class CopyBuffer:
 
     def flush(self) -> None:
         if self.lines:
-            payload = io.BytesIO("".join(self.lines).encode())
-            self.cur.copy_expert(f"copy {self.target} from stdin", payload)
-            self.rows += len(self.lines)
+            text, self.rows = "".join(self.lines), self.rows + len(self.lines)
             self.lines = []
+            self.writer.submit(lambda: self.writer.copy(f"copy {self.target} from stdin", text))
 
     def close(self) -> int:
         """Send what is left; returns the number of rows copied."""
@@ -116,10 +122,10 @@ class NewEvents:
     content differs is counted as conflicting. Claims and rows commit together with the batch.
     """
 
-    def __init__(self, cur, batch_id: int):
-        self.cur, self.batch_id = cur, batch_id
+    def __init__(self, writer: ServerWriter, batch_id: int):
+        self.writer, self.batch_id = writer, batch_id
         self.pending: dict[str, tuple[str, str, str]] = {}  # event_id -> (content hash, event time, COPY line)
-        self.partitions = set(day_partitions(cur))
+        self.partitions = set(day_partitions(writer.cur))
         self.loaded = self.duplicate = self.conflicting = 0
 
     def add(self, event_id: str, event_time: datetime, content_hash: str, line: str) -> None:
@@ -133,32 +139,37 @@ class NewEvents:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, {}
-        # ids are printable (the contract refuses others), so a newline separates them safely
-        self.cur.execute("""
+        if self.pending:
+            pending, self.pending = self.pending, {}
+            # ids are printable (the contract refuses others), so a newline separates them safely
+            claim = ("\n".join(pending), "\n".join(p[1] for p in pending.values()),
+                     "\n".join(p[0] for p in pending.values()))
+            self.writer.submit(lambda: self._store(pending, claim))
+
+    def _store(self, pending: dict, claim: tuple[str, str, str]) -> None:
+        """On the writer thread: claim the chunk's ids, then copy the rows whose ids this batch won."""
+        cur = self.writer.cur
+        cur.execute("""
             insert into raw.event_ids (event_id, event_time, content_hash, batch_id)
             select id, t, h, %s from unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')::timestamptz[],
                                             string_to_array(%s, E'\\n')) as claim(id, t, h)
             on conflict (event_id) do nothing
-            returning event_id, (event_time at time zone 'UTC')::date::text""",
-                         (self.batch_id, "\n".join(pending), "\n".join(p[1] for p in pending.values()),
-                          "\n".join(p[0] for p in pending.values())))
-        claimed = dict(self.cur.fetchall())
+            returning event_id, (event_time at time zone 'UTC')::date::text""", (self.batch_id, *claim))
+        claimed = dict(cur.fetchall())
         if len(claimed) < len(pending):
             self._count_duplicates([i for i in pending if i not in claimed], pending)
         for day in {date.fromisoformat(d) for d in set(claimed.values())} - self.partitions:
-            self.cur.execute(create_day_partition_sql(day))
+            cur.execute(create_day_partition_sql(day))
             self.partitions.add(day)
         if claimed:
-            payload = io.BytesIO("".join(pending[i][2] for i in claimed).encode())
-            self.cur.copy_expert(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin", payload)
+            self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin",
+                             "".join([pending[i][2] for i in claimed]))
             self.loaded += len(claimed)
 
     def _count_duplicates(self, ids: list[str], pending: dict) -> None:
-        self.cur.execute("select event_id, content_hash from raw.event_ids where event_id = any(%s)", (ids,))
-        for event_id, kept_hash in self.cur.fetchall():
+        cur = self.writer.cur
+        cur.execute("select event_id, content_hash from raw.event_ids where event_id = any(%s)", (ids,))
+        for event_id, kept_hash in cur.fetchall():
             self.duplicate += 1
             self.conflicting += kept_hash != pending[event_id][0]
 
@@ -212,25 +223,12 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
             header, rows = open_source()
             if header is not None:
                 source.check_columns(header, name)  # refuse the whole source before a row is read
-            events = NewEvents(cur, batch_id)
-            quarantine = CopyBuffer(cur, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
-            read = 0
-            lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n"
-            json_rows = source.format == "jsonl"
-            for line_number, raw, row in rows:
-                read += 1
-                outcome = _outcome(line_number, raw, row, source, landing_hour)
-                if type(outcome) is Rejected:
-                    quarantine.add("\t".join(_copy_text(v) for v in (
-                        batch_id, source.name, name, line_number, _shown(raw),
-                        "{" + ",".join(outcome.reasons) + "}")) + "\n")
-                    continue
-                values = outcome.values
-                events.add(values["event_id"], values["event_time"], outcome.content_hash,
-                           _copy_row(values, lineage, raw, json_rows))
-            events.flush()
-            result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events,
-                                  quarantine.close())
+            writer = ServerWriter(cur)
+            try:
+                read, events, quarantined = _load_rows(writer, batch_id, source, name, rows, landing_hour)
+            finally:
+                writer.stop()  # the cursor is the transaction's again, also after a failure
+            result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined)
             if on_commit:
                 on_commit(cur, result)
         return result
@@ -238,6 +236,29 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
         conn.rollback()
         error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
         return _failed(conn, name, digest, landing_hour, source.name, error)
+
+
+def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: str, rows: Iterable,
+               landing_hour: datetime) -> tuple[int, NewEvents, int]:
+    """Every row checked and sent on its way: (rows read, the events, rows quarantined)."""
+    events = NewEvents(writer, batch_id)
+    quarantine = CopyBuffer(writer, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
+    read = 0
+    lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n"
+    json_rows = source.format == "jsonl"
+    for line_number, raw, row in rows:
+        read += 1
+        outcome = _outcome(line_number, raw, row, source, landing_hour)
+        if type(outcome) is Rejected:
+            quarantine.add("\t".join(_copy_text(v) for v in (
+                batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")
+            continue
+        row = outcome.row
+        events.add(row[0], row[_EVENT_TIME], outcome.content_hash, _copy_row(row, lineage, raw, json_rows))
+    events.flush()
+    quarantined = quarantine.close()
+    writer.close()
+    return read, events, quarantined
 
 
 def _failed(conn, name: str, digest: str, landing_hour: datetime, source: str, error: str) -> BatchResult:

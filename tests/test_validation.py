@@ -77,3 +77,28 @@ def test_an_event_without_id_gets_the_same_derived_id_every_time():
 
 def test_nan_and_infinity_are_not_json():
     assert reasons(raw=b'{"event_id": "e", "latency_ms": NaN}') == ("malformed_json",)
+
+
+def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
+    """The msgspec fast path may only accept what the detailed check accepts, with equal values."""
+    import gzip
+
+    from ingestion.synthetic import Defects, generate
+    from ingestion.validation import _fast, validate_slowly
+
+    generate(tmp_path, LANDING, 1, 4000, seed=11, defects=Defects().scaled(6))
+    lines = [line.rstrip(b"\n") for path in sorted(tmp_path.glob("dt=*/hour=*/*.jsonl.gz"))
+             for line in gzip.open(path, "rb") if line.strip()]
+    edge = [{**GOOD, "event_time": t} for t in ("2026-03-07T12:10:00z", "2026-03-07T12:10:00.1234567Z",
+                                                "2026-03-07T12:10Z", "2026-03-07 12:10:00+01:00", "20260307T121000Z")]
+    edge += [{**GOOD, "input_tokens": 5.0}, {**GOOD, "latency_ms": 7}, {**GOOD, "event_id": 42},
+             {**GOOD, "model": ""}, {**GOOD, "metadata": None}, {**GOOD, "http_status": True},
+             {**GOOD, "event_id": "tab\there"}, {**GOOD, "credits": 1e300}, {**GOOD, "team": "unknown field"}]
+    lines += [json.dumps(record).encode() for record in edge]
+    hours = [LANDING + timedelta(hours=h) for h in range(24)]
+    paths = {"fast": 0, "detailed": 0}
+    for raw in lines:
+        for hour in hours[::6]:
+            assert validate(raw, hour) == validate_slowly(raw, hour), raw
+            paths["fast" if b"\\" not in raw and _fast(raw, hour) else "detailed"] += 1
+    assert paths["fast"] > 3000 and paths["detailed"] > 100, paths  # both paths were really compared
