@@ -12,12 +12,12 @@ import csv
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
-from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
+from ingestion.contract import FIELD_NAMES, FIELDS, LINEAGE_COLUMNS
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
@@ -28,7 +28,7 @@ BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
 _EVENT_TIME = FIELD_NAMES.index("event_time")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
-CHUNK_ROWS = 10_000  # rows sent to the server at a time: memory stays flat whatever the file size
+CHUNK_ROWS = 2_000  # rows sent to the server at a time: memory stays flat whatever the file size
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,21 @@ def _copy_text(value) -> str:
     return text
 
 
-def _plain_text(value) -> str:
-    """A value in COPY text format when it needs no escaping (a JSON line without backslashes)."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is datetime:
-        return value.isoformat()
-    if kind is dict:
-        return _json_text(value)
-    return repr(value)  # int, or float with every digit kept
+def _plain_renderer():
+    """A function (row, tail) -> COPY line for rows that need no escaping, compiled from the contract.
+
+    One f-string with a slot per field renders a row about four times faster than a loop over the
+    values; numbers format as str() does, None becomes COPY's \\N.
+    """
+    slots = []
+    for i, f in enumerate(FIELDS):
+        value = {"timestamp": f"r[{i}].isoformat()", "json": f"dumps(r[{i}]).decode()"}.get(f.kind, f"r[{i}]")
+        slots.append("{" + (value if f.required or f.kind == "id" else f"N if r[{i}] is None else {value}") + "}")
+    source = "lambda r, tail: f'" + "\\t".join(slots) + "' + tail"
+    return eval(source, {"N": "\\N", "dumps": orjson.dumps})  # noqa: S307 - source built above from FIELDS
+
+
+_render_plain = _plain_renderer()
 
 
 def _copy_row(row: tuple, tail: str, raw: bytes, json_row: bool) -> str:
@@ -85,7 +90,7 @@ def _copy_row(row: tuple, tail: str, raw: bytes, json_row: bool) -> str:
     """
     if not json_row or b"\\" in raw:
         return "\t".join([_copy_text(v) for v in row]) + tail
-    return "\t".join(["\\N" if v is None else v if type(v) is str else _plain_text(v) for v in row]) + tail
+    return _render_plain(row, tail)
 
 
 class CopyBuffer:
@@ -114,17 +119,20 @@ class CopyBuffer:
 
 
 class NewEvents:
-    """Valid events of one batch, claimed in raw.event_ids and copied into raw.usage_events,
+    """Valid events of one batch, registered in raw.event_ids and copied into raw.usage_events,
     CHUNK_ROWS at a time.
 
-    An event whose id is already claimed (by an earlier batch or an earlier chunk of this one) or
+    An event whose id is already registered (by an earlier batch or an earlier chunk of this one) or
     earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate whose
-    content differs is counted as conflicting. Claims and rows commit together with the batch.
+    content differs is counted as conflicting. Loaders take turns per batch (an advisory lock held
+    to commit), so no other loader can register an id between the lookup and the COPY; ids and
+    rows commit together with the batch.
     """
 
     def __init__(self, writer: ServerWriter, batch_id: int):
         self.writer, self.batch_id = writer, batch_id
-        self.pending: dict[str, tuple[str, str, str]] = {}  # event_id -> (content hash, event time, COPY line)
+        self.pending: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, COPY line)
+        self.first = self.last = None  # event-time span of the chunk: its day partitions must exist
         self.partitions = set(day_partitions(writer.cur))
         self.loaded = self.duplicate = self.conflicting = 0
 
@@ -134,44 +142,48 @@ class NewEvents:
             self.duplicate += 1
             self.conflicting += first[0] != content_hash
             return
-        self.pending[event_id] = (content_hash, event_time.isoformat(), line)
+        self.pending[event_id] = (content_hash, line)
+        if self.first is None:
+            self.first = self.last = event_time
+        elif event_time < self.first:
+            self.first = event_time
+        elif event_time > self.last:
+            self.last = event_time
         if len(self.pending) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
-            pending, self.pending = self.pending, {}
-            # ids are printable (the contract refuses others), so a newline separates them safely
-            claim = ("\n".join(pending), "\n".join(p[1] for p in pending.values()),
-                     "\n".join(p[0] for p in pending.values()))
-            self.writer.submit(lambda: self._store(pending, claim))
+            days = utc_days(self.first, self.last)
+            pending, self.pending, self.first, self.last = self.pending, {}, None, None
+            self.writer.submit(lambda: self._store(pending, days))
 
-    def _store(self, pending: dict, claim: tuple[str, str, str]) -> None:
-        """On the writer thread: claim the chunk's ids, then copy the rows whose ids this batch won."""
+    def _store(self, pending: dict, days: list[date]) -> None:
+        """On the writer thread: drop ids already registered, then register and copy the rest."""
         cur = self.writer.cur
-        cur.execute("""
-            insert into raw.event_ids (event_id, event_time, content_hash, batch_id)
-            select id, t, h, %s from unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')::timestamptz[],
-                                            string_to_array(%s, E'\\n')) as claim(id, t, h)
-            on conflict (event_id) do nothing
-            returning event_id, (event_time at time zone 'UTC')::date::text""", (self.batch_id, *claim))
-        claimed = dict(cur.fetchall())
-        if len(claimed) < len(pending):
-            self._count_duplicates([i for i in pending if i not in claimed], pending)
-        for day in {date.fromisoformat(d) for d in set(claimed.values())} - self.partitions:
-            cur.execute(create_day_partition_sql(day))
-            self.partitions.add(day)
-        if claimed:
-            self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin",
-                             "".join([pending[i][2] for i in claimed]))
-            self.loaded += len(claimed)
-
-    def _count_duplicates(self, ids: list[str], pending: dict) -> None:
-        cur = self.writer.cur
-        cur.execute("select event_id, content_hash from raw.event_ids where event_id = any(%s)", (ids,))
+        # ids are printable (the contract refuses others), so a newline separates them safely
+        cur.execute("select event_id, content_hash from raw.event_ids"
+                    " where event_id = any(string_to_array(%s, E'\\n'))", ("\n".join(pending),))
         for event_id, kept_hash in cur.fetchall():
             self.duplicate += 1
-            self.conflicting += kept_hash != pending[event_id][0]
+            self.conflicting += kept_hash != pending.pop(event_id)[0]
+        if not pending:
+            return
+        for day in set(days) - self.partitions:
+            cur.execute(create_day_partition_sql(day))
+            self.partitions.add(day)
+        tail = f"\t{self.batch_id}\n"
+        self.writer.copy("copy raw.event_ids (event_id, content_hash, batch_id) from stdin",
+                         "".join([event_id + "\t" + kept[0] + tail for event_id, kept in pending.items()]))
+        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin",
+                         "".join([kept[1] for kept in pending.values()]))
+        self.loaded += len(pending)
+
+
+def utc_days(first: datetime, last: datetime) -> list[date]:
+    """Every UTC day from the one holding `first` to the one holding `last`."""
+    day, end = first.astimezone(UTC).date(), last.astimezone(UTC).date()
+    return [day + timedelta(days=i) for i in range((end - day).days + 1)]
 
 
 def _shown(raw: bytes) -> str:

@@ -50,14 +50,12 @@ create index if not exists usage_events_landing_hour on raw.usage_events using b
 create index if not exists usage_events_event_time on raw.usage_events using brin (event_time);
 
 -- the registry that makes ingestion exactly-once: a partitioned table cannot hold a unique key
--- without its partition column, so every event id is claimed here first (first occurrence wins)
+-- without its partition column, so every event id is registered here (first occurrence wins)
 create table if not exists raw.event_ids (
     event_id text primary key,
-    event_time timestamptz not null,
-    content_hash text not null,  -- md5 of the source row, to tell a true duplicate from a conflict
-    batch_id bigint not null
+    content_hash text not null,  -- SHA-1 of the source row, to tell a true duplicate from a conflict
+    batch_id bigint not null  -- the batch that loaded it; retention forgets ids by its landing hour
 );
-create index if not exists event_ids_event_time on raw.event_ids using brin (event_time);
 
 -- one row per file load attempt; read = loaded + duplicate + quarantined for every batch
 create table if not exists raw.ingestion_batches (

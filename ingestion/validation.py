@@ -123,7 +123,7 @@ def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
     if b"\\" not in raw:  # no escapes: no NUL, no surrogates, nothing the fast decoder could read otherwise
         row = _fast(raw, landing_hour)
         if row is not None:
-            return ValidEvent(row, hashlib.md5(raw).hexdigest())
+            return ValidEvent(row, hashlib.sha1(raw).hexdigest())
     return validate_slowly(raw, landing_hour)
 
 
@@ -197,4 +197,4 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes) -> 
         values["metadata"] = {**unknown, **(values["metadata"] or {})}
     if values["event_id"] is None:
         values["event_id"] = derived_event_id(record)
-    return ValidEvent(tuple([values[name] for name in FIELD_NAMES]), hashlib.md5(source_row).hexdigest())
+    return ValidEvent(tuple([values[name] for name in FIELD_NAMES]), hashlib.sha1(source_row).hexdigest())

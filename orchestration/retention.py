@@ -62,6 +62,8 @@ def _drop_raw_days(cur, now: datetime, window: timedelta) -> list[Purged]:
         purged.append(Purged(partition, day_end, rows))
     # an id is remembered as long as its event could still be accepted again (MAX_LATENESS), so a
     # re-delivered old event stays a duplicate even when its raw day is gone
-    forget_before = min(datetime.combine(cutoff.astimezone(UTC).date(), time(), UTC), now - MAX_LATENESS)
-    cur.execute("delete from raw.event_ids where event_time < %s", (forget_before,))
+    forget_before = min(datetime.combine(cutoff.astimezone(UTC).date(), time(), UTC), now - MAX_LATENESS) \
+        - timedelta(days=1)  # an event may be up to two hours younger than the hour it landed in
+    cur.execute("""delete from raw.event_ids e using raw.ingestion_batches b
+                   where e.batch_id = b.batch_id and b.landing_hour < %s""", (forget_before,))
     return purged

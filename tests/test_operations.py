@@ -19,12 +19,17 @@ pytestmark = pytest.mark.db
 def add_event(dsn: str, event_id: str, event_time: datetime) -> None:
     with cursor(dsn) as cur:
         ensure_schema(cur)
+        landing_hour = event_time.replace(minute=0, second=0, microsecond=0)
         cur.execute(create_day_partition_sql(event_time.astimezone(UTC).date()))
+        cur.execute("""insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, rows_read,
+                           rows_loaded) values ('landing', %s, 'x', %s, 'loaded', 1, 1) returning batch_id""",
+                    (event_id + ".jsonl", landing_hour))
+        batch_id = cur.fetchone()[0]
         cur.execute("""insert into raw.usage_events (event_id, event_time, org_id, provider, model, status,
                            landing_hour, batch_id)
-                       values (%s, %s, 'org_a', 'openai', 'gpt-4o', 'success', %s, 0)""",
-                    (event_id, event_time, event_time.replace(minute=0, second=0, microsecond=0)))
-        cur.execute("insert into raw.event_ids values (%s, %s, 'x', 0)", (event_id, event_time))
+                       values (%s, %s, 'org_a', 'openai', 'gpt-4o', 'success', %s, %s)""",
+                    (event_id, event_time, landing_hour, batch_id))
+        cur.execute("insert into raw.event_ids values (%s, 'x', %s)", (event_id, batch_id))
 
 
 @pytest.fixture()
