@@ -67,7 +67,7 @@ def server_dsn() -> str:
 
 def copy_text(landing: Path) -> tuple[bytes, int]:
     """The valid rows in COPY text format, each id once, as the baseline copies them."""
-    from ingestion.loader import _copy_text
+    from ingestion.copy_format import copy_text
 
     out, seen = io.StringIO(), set()
     for path in sorted(landing.glob("dt=*/hour=*/*.jsonl.gz")):
@@ -76,7 +76,7 @@ def copy_text(landing: Path) -> tuple[bytes, int]:
             outcome = validate(raw, hour.replace(tzinfo=UTC))
             if isinstance(outcome, ValidEvent) and outcome.values["event_id"] not in seen:
                 seen.add(outcome.values["event_id"])
-                out.write("\t".join(_copy_text(outcome.values[f]) for f in FIELD_NAMES) + "\n")
+                out.write("\t".join(copy_text(outcome.values[f]) for f in FIELD_NAMES) + "\n")
     return out.getvalue().encode(), len(seen)
 
 

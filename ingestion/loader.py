@@ -9,15 +9,13 @@ A file already loaded with the same checksum is skipped; a changed file reloads 
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import orjson
-
-from ingestion.contract import FIELD_NAMES, FIELDS, LINEAGE_COLUMNS
+from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
+from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, csv_line
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
@@ -28,7 +26,7 @@ BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
 _EVENT_TIME = FIELD_NAMES.index("event_time")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
-CHUNK_ROWS = 2_000  # rows sent to the server at a time: memory stays flat whatever the file size
+CHUNK_ROWS = 1_000  # rows sent to the server at a time: memory stays flat whatever the file size
 
 
 @dataclass(frozen=True)
@@ -42,55 +40,6 @@ class BatchResult:
     conflicting: int = 0  # duplicates whose content differs from the kept row
     error: str | None = None
     batch_id: int | None = None
-
-
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
-
-
-def _json_text(value: dict) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _copy_text(value) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        value = _json_text(value)
-    text = str(value)
-    if _NEEDS_ESCAPE.search(text):
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
-
-
-def _plain_renderer():
-    """A function (row, tail) -> COPY line for rows that need no escaping, compiled from the contract.
-
-    One f-string with a slot per field renders a row about four times faster than a loop over the
-    values; numbers format as str() does, None becomes COPY's \\N.
-    """
-    slots = []
-    for i, f in enumerate(FIELDS):
-        value = {"timestamp": f"r[{i}].isoformat()", "json": f"dumps(r[{i}]).decode()"}.get(f.kind, f"r[{i}]")
-        slots.append("{" + (value if f.required or f.kind == "id" else f"N if r[{i}] is None else {value}") + "}")
-    source = "lambda r, tail: f'" + "\\t".join(slots) + "' + tail"
-    return eval(source, {"N": "\\N", "dumps": orjson.dumps})  # noqa: S307 - source built above from FIELDS
-
-
-_render_plain = _plain_renderer()
-
-
-def _copy_row(row: tuple, tail: str, raw: bytes, json_row: bool) -> str:
-    """A validated event as one COPY line; `tail` holds the lineage columns, already rendered.
-
-    A string needs COPY escaping only if it holds a backslash, tab or newline, and JSON can only
-    carry those as backslash escapes: a JSON line without a backslash takes the fast path.
-    """
-    if not json_row or b"\\" in raw:
-        return "\t".join([_copy_text(v) for v in row]) + tail
-    return _render_plain(row, tail)
 
 
 class CopyBuffer:
@@ -108,7 +57,7 @@ class CopyBuffer:
 
     def flush(self) -> None:
         if self.lines:
-            text, self.rows = "".join(self.lines), self.rows + len(self.lines)
+            text, self.rows = "".join(self.lines).encode(), self.rows + len(self.lines)
             self.lines = []
             self.writer.submit(lambda: self.writer.copy(f"copy {self.target} from stdin", text))
 
@@ -124,19 +73,17 @@ class NewEvents:
 
     An event whose id is already registered (by an earlier batch or an earlier chunk of this one) or
     earlier in the same chunk is a duplicate: the first occurrence wins, and a duplicate whose
-    content differs is counted as conflicting. Loaders take turns per batch (an advisory lock held
-    to commit), so no other loader can register an id between the lookup and the COPY; ids and
-    rows commit together with the batch.
+    content differs is counted as conflicting. Ids and rows commit together with the batch.
     """
 
     def __init__(self, writer: ServerWriter, batch_id: int):
         self.writer, self.batch_id = writer, batch_id
-        self.pending: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, COPY line)
+        self.pending: dict[str, tuple[str, bytes]] = {}  # event_id -> (content hash, CSV line)
         self.first = self.last = None  # event-time span of the chunk: its day partitions must exist
         self.partitions = set(day_partitions(writer.cur))
         self.loaded = self.duplicate = self.conflicting = 0
 
-    def add(self, event_id: str, event_time: datetime, content_hash: str, line: str) -> None:
+    def add(self, event_id: str, event_time: datetime, content_hash: str, line: bytes) -> None:
         first = self.pending.get(event_id)
         if first is not None:
             self.duplicate += 1
@@ -159,25 +106,32 @@ class NewEvents:
             self.writer.submit(lambda: self._store(pending, days))
 
     def _store(self, pending: dict, days: list[date]) -> None:
-        """On the writer thread: drop ids already registered, then register and copy the rest."""
+        """On the writer thread: register the chunk's ids, then copy the rows whose ids this batch won."""
         cur = self.writer.cur
         # ids are printable (the contract refuses others), so a newline separates them safely
-        cur.execute("select event_id, content_hash from raw.event_ids"
-                    " where event_id = any(string_to_array(%s, E'\\n'))", ("\n".join(pending),))
-        for event_id, kept_hash in cur.fetchall():
-            self.duplicate += 1
-            self.conflicting += kept_hash != pending.pop(event_id)[0]
-        if not pending:
+        cur.execute("""
+            insert into raw.event_ids (event_id, content_hash, batch_id)
+            select id, h, %s from unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) as claim(id, h)
+            on conflict (event_id) do nothing
+            returning event_id""", (self.batch_id, "\n".join(pending), "\n".join([p[0] for p in pending.values()])))
+        won = [event_id for (event_id,) in cur.fetchall()]
+        if len(won) < len(pending):
+            self._count_duplicates(pending.keys() - set(won), pending)
+        if not won:
             return
         for day in set(days) - self.partitions:
             cur.execute(create_day_partition_sql(day))
             self.partitions.add(day)
-        tail = f"\t{self.batch_id}\n"
-        self.writer.copy("copy raw.event_ids (event_id, content_hash, batch_id) from stdin",
-                         "".join([event_id + "\t" + kept[0] + tail for event_id, kept in pending.items()]))
-        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin",
-                         "".join([kept[1] for kept in pending.values()]))
-        self.loaded += len(pending)
+        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}",
+                         b"".join([pending[event_id][1] for event_id in won]))
+        self.loaded += len(won)
+
+    def _count_duplicates(self, ids: set[str], pending: dict) -> None:
+        cur = self.writer.cur
+        cur.execute("select event_id, content_hash from raw.event_ids where event_id = any(%s)", (list(ids),))
+        for event_id, kept_hash in cur.fetchall():
+            self.duplicate += 1
+            self.conflicting += kept_hash != pending[event_id][0]
 
 
 def utc_days(first: datetime, last: datetime) -> list[date]:
@@ -256,17 +210,18 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     events = NewEvents(writer, batch_id)
     quarantine = CopyBuffer(writer, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
     read = 0
-    lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n"
+    lineage = f",{landing_hour.isoformat()},{batch_id}\n".encode()
     json_rows = source.format == "jsonl"
     for line_number, raw, row in rows:
         read += 1
         outcome = _outcome(line_number, raw, row, source, landing_hour)
         if type(outcome) is Rejected:
-            quarantine.add("\t".join(_copy_text(v) for v in (
+            quarantine.add("\t".join(copy_text(v) for v in (
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")
             continue
         row = outcome.row
-        events.add(row[0], row[_EVENT_TIME], outcome.content_hash, _copy_row(row, lineage, raw, json_rows))
+        line = csv_line(row, lineage, json_rows and b"\\" not in raw)
+        events.add(row[0], row[_EVENT_TIME], outcome.content_hash, line)
     events.flush()
     quarantined = quarantine.close()
     writer.close()

@@ -52,7 +52,7 @@ create index if not exists usage_events_event_time on raw.usage_events using bri
 -- the registry that makes ingestion exactly-once: a partitioned table cannot hold a unique key
 -- without its partition column, so every event id is registered here (first occurrence wins)
 create table if not exists raw.event_ids (
-    event_id text primary key,
+    event_id text collate "C" primary key,  -- byte order: the key is compared, never sorted for people
     content_hash text not null,  -- SHA-1 of the source row, to tell a true duplicate from a conflict
     batch_id bigint not null  -- the batch that loaded it; retention forgets ids by its landing hour
 );

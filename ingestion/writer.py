@@ -36,9 +36,8 @@ class ServerWriter:
             self.close()
         self.jobs.put(job)
 
-    def copy(self, sql: str, text: str) -> None:
+    def copy(self, sql: str, payload: bytes) -> None:
         """COPY FROM STDIN with the payload in one piece (psycopg2 re-takes the GIL after every read)."""
-        payload = text.encode()
         self.cur.copy_expert(sql, io.BytesIO(payload), size=max(len(payload), 8192))
 
     def stop(self) -> None:

@@ -133,10 +133,15 @@ def test_the_ledger_adds_up_for_every_batch(warehouse, tmp_path):
                             " from raw.ingestion_batches") == [(4, 1, 1, 2)]
 
 
-def test_tabs_newlines_and_backslashes_in_values_survive_the_copy(warehouse, tmp_path):
-    tricky = "a\tb\nc\\d\re \\N"
-    land(tmp_path, "a.jsonl", [line(event_id="t", user_id=tricky, metadata={"note": tricky}), line()])
+def test_tabs_newlines_quotes_and_backslashes_in_values_survive_the_copy(warehouse, tmp_path):
+    tricky = 'a\tb\nc\\d\re \\N "q" \\"'
+    plain = 'null, "quoted", ünïcødé ✓'  # no backslash in its JSON line: the C-encoded path
+    land(tmp_path, "a.jsonl", [line(event_id="t", user_id=tricky, metadata={"note": tricky}), line(),
+                               line(event_id="n", user_id="null", service=",", metadata={"k": 'v "w"'}),
+                               line(event_id="p", user_id=plain, metadata={"note": plain, "n": None, "l": [1.5]})])
     load(warehouse, tmp_path)
-    assert query(warehouse, "select user_id, metadata->>'note' from raw.usage_events where event_id = 't'") == [
-        (tricky, tricky)]
-    assert query(warehouse, "select user_id from raw.usage_events where event_id = 'good-1'") == [(None,)]
+    assert query(warehouse, "select event_id, user_id, service, metadata from raw.usage_events order by 1") == [
+        ("good-1", None, None, None),
+        ("n", "null", ",", {"k": 'v "w"'}),  # the text "null" is not NULL
+        ("p", plain, None, {"note": plain, "n": None, "l": [1.5]}),
+        ("t", tricky, None, {"note": tricky})]
