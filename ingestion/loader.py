@@ -1,9 +1,10 @@
-"""Loader: one landed file becomes one atomic ingestion batch.
+"""Loader: one landed file (or one read of an application table) becomes one atomic ingestion batch.
 
-Every line ends up loaded, recognised as a duplicate (its event id is already in the warehouse or
-earlier in the file: the first occurrence wins), or quarantined with reason codes; the batch's
-ledger row records the counts, and the database refuses a row where they do not add up.
+Every row ends up loaded, recognised as a duplicate (its event id is already registered in
+raw.event_ids or earlier in the chunk: the first occurrence wins), or quarantined with reason codes;
+the batch's ledger row records the counts, and the database refuses a row where they do not add up.
 A file already loaded with the same checksum is skipped; a changed file reloads idempotently.
+Rows are checked on this thread while a writer thread stores the previous chunk (ingestion/writer.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import psycopg2.errors
 
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
 from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, csv_line
@@ -110,6 +113,35 @@ class NewEvents:
 
     def _store(self, pending: dict, days: list[date]) -> None:
         """On the writer thread: register the chunk's ids, then copy the rows whose ids this batch won."""
+        won = self._register_all(pending) or self._register_new(pending)
+        if not won:
+            return
+        cur = self.writer.cur
+        for day in set(days) - self.partitions:
+            cur.execute(create_day_partition_sql(day))
+            self.partitions.add(day)
+        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}",
+                         b"".join([pending[event_id][1] for event_id in won]))
+        self.loaded += len(won)
+
+    def _register_all(self, pending: dict) -> list[str] | None:
+        """The common case, at COPY speed: no id of the chunk is registered yet. None if one was
+        (the unique key refuses the COPY, and the savepoint undoes it)."""
+        cur = self.writer.cur
+        tail = f"\t{self.batch_id}\n"
+        payload = "".join([(i if "\\" not in i else i.replace("\\", "\\\\")) + "\t" + p[0] + tail
+                           for i, p in pending.items()]).encode()
+        cur.execute("savepoint register_chunk")
+        try:
+            self.writer.copy("copy raw.event_ids (event_id, content_hash, batch_id) from stdin", payload)
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("rollback to savepoint register_chunk")
+            return None
+        cur.execute("release savepoint register_chunk")
+        return list(pending)
+
+    def _register_new(self, pending: dict) -> list[str]:
+        """Register the ids that are new, count the others as duplicates; returns the new ones."""
         cur = self.writer.cur
         # ids are printable (the contract refuses others), so a newline separates them safely
         cur.execute("""
@@ -117,19 +149,9 @@ class NewEvents:
             select id, h, %s from unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) as claim(id, h)
             on conflict (event_id) do nothing
             returning event_id""", (self.batch_id, "\n".join(pending), "\n".join([p[0] for p in pending.values()])))
-        if cur.rowcount == len(pending):  # the common case: every id is new (skip converting the returned ids)
-            won = list(pending)
-        else:
-            won = [event_id for (event_id,) in cur.fetchall()]
-            self._count_duplicates(pending.keys() - set(won), pending)
-        if not won:
-            return
-        for day in set(days) - self.partitions:
-            cur.execute(create_day_partition_sql(day))
-            self.partitions.add(day)
-        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}",
-                         b"".join([pending[event_id][1] for event_id in won]))
-        self.loaded += len(won)
+        won = [event_id for (event_id,) in cur.fetchall()]
+        self._count_duplicates(pending.keys() - set(won), pending)
+        return won
 
     def _count_duplicates(self, ids: set[str], pending: dict) -> None:
         cur = self.writer.cur
