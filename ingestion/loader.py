@@ -31,6 +31,9 @@ _EVENT_TIME = FIELD_NAMES.index("event_time")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 CHUNK_ROWS = 1_000  # rows sent to the server at a time: memory stays flat whatever the file size
 FIRST_CHUNK_ROWS = 125  # a small first chunk puts the server to work early in each batch
+# PostgreSQL caches 64 subtransactions per session in shared memory; past that, every other session's
+# visibility checks slow down. A batch takes at most this many savepoints, then registers the slow way.
+MAX_SAVEPOINTS = 48
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class NewEvents:
         self.pending: dict[str, tuple[str, bytes]] = {}  # event_id -> (content hash, CSV line)
         self.first = self.last = None  # event-time span of the chunk: its day partitions must exist
         self.chunk_rows = FIRST_CHUNK_ROWS
+        self.savepoints = 0
         self.partitions = set(day_partitions(writer.cur))
         self.loaded = self.duplicate = self.conflicting = 0
 
@@ -126,7 +130,10 @@ class NewEvents:
 
     def _register_all(self, pending: dict) -> list[str] | None:
         """The common case, at COPY speed: no id of the chunk is registered yet. None if one was
-        (the unique key refuses the COPY, and the savepoint undoes it)."""
+        (the unique key refuses the COPY, and the savepoint undoes it), or if savepoints ran out."""
+        if self.savepoints >= MAX_SAVEPOINTS:
+            return None
+        self.savepoints += 1
         cur = self.writer.cur
         tail = f"\t{self.batch_id}\n"
         payload = "".join([(i if "\\" not in i else i.replace("\\", "\\\\")) + "\t" + p[0] + tail

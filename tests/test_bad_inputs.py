@@ -145,3 +145,18 @@ def test_tabs_newlines_quotes_and_backslashes_in_values_survive_the_copy(warehou
         ("n", "null", ",", {"k": 'v "w"'}),  # the text "null" is not NULL
         ("p", plain, None, {"note": plain, "n": None, "l": [1.5]}),
         ("t", tricky, None, {"note": tricky})]
+
+
+def test_a_big_file_with_late_duplicates_keeps_the_first_of_each_past_the_savepoint_cap(warehouse, tmp_path,
+                                                                                       monkeypatch):
+    import ingestion.loader as loader
+
+    monkeypatch.setattr(loader, "MAX_SAVEPOINTS", 3)  # the rest of the batch registers ids the slow way
+    lines = [line(event_id=f"e{i}", output_tokens=i) for i in range(3000)]
+    lines += [line(event_id=f"e{i}", output_tokens=-1 if i % 200 else 7) for i in range(0, 3000, 100)]  # repeats
+    land(tmp_path, "big.jsonl", lines)
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/big.jsonl"]
+    assert (batch.read, batch.loaded, batch.duplicate, batch.quarantined) == (3030, 3000, 15, 15)
+    assert batch.conflicting == 15  # output_tokens 7 instead of i: same id, other content
+    assert query(warehouse, "select count(*), sum(output_tokens) from raw.usage_events") == [
+        (3000, sum(range(3000)))]  # the first occurrence of each id won
