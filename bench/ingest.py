@@ -123,6 +123,8 @@ def main() -> None:
           f"{manifest.lines / ingest_s:>10,.0f} events/s")
     print(f"{'ratio ingest / plain COPY':<36} {ingest_s / copy_s:>12.2f}")
     print(f"{'ingest peak RSS':<36} {statistics.median(r['rss_mb'] for r in runs):>9.0f} MB")
+    ingest_runs = " ".join(f"{r['seconds']:.2f}" for r in runs)
+    print(f"{'single runs: plain COPY, ingest':<36} {' '.join(f'{s:.2f}' for s in baseline)} s; {ingest_runs} s")
 
 
 if __name__ == "__main__":
