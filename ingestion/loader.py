@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 import psycopg2.errors
 
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
@@ -179,7 +180,7 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def _outcome(number: int, raw: bytes, row, source: SourceSpec, landing_hour: datetime) -> ValidEvent | Rejected:
+def _outcome(raw: bytes, row, source: SourceSpec, landing_hour: datetime) -> ValidEvent | Rejected:
     """One source row checked against the contract, through the source's mapping if it has one."""
     if row is None:  # a JSON line
         if source.name == BUILTIN:
@@ -187,7 +188,7 @@ def _outcome(number: int, raw: bytes, row, source: SourceSpec, landing_hour: dat
         row = parse_line(raw)
     if type(row) is Rejected:
         return row
-    if b"\x00" in raw:
+    if b"\x00" in raw or b"\\u0000" in raw:  # PostgreSQL text and jsonb cannot hold NUL
         return Rejected(("nul_character",))
     return validate_record(source.to_record(row), landing_hour, raw)
 
@@ -232,7 +233,8 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
             if on_commit:
                 on_commit(cur, result)
         return result
-    except (OSError, EOFError, ValueError, csv.Error) as exc:  # unreadable source or a spec that does not fit
+    # an unreadable source, a spec that does not fit, or a value the server refused that the contract let by
+    except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
         conn.rollback()
         error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
         return _failed(conn, name, digest, landing_hour, source.name, error)
@@ -248,7 +250,7 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     json_rows = source.format == "jsonl"
     for line_number, raw, row in rows:
         read += 1
-        outcome = _outcome(line_number, raw, row, source, landing_hour)
+        outcome = _outcome(raw, row, source, landing_hour)
         if type(outcome) is Rejected:
             quarantine.add("\t".join(copy_text(v) for v in (
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")
@@ -266,7 +268,7 @@ def _failed(conn, name: str, digest: str, landing_hour: datetime, source: str, e
     """Record a file that could not be loaded; its other rows wait for a fixed file or spec."""
     with conn, conn.cursor() as cur:
         cur.execute("insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, error,"
-                    " finished_at) values (%s, %s, %s, %s, 'failed', %s, now()) returning batch_id",
+                    " finished_at) values (%s, %s, %s, %s, 'failed', %s, clock_timestamp()) returning batch_id",
                     (source, name, digest, landing_hour, error))
         return BatchResult(name, "failed", error=error, batch_id=cur.fetchone()[0])
 
@@ -279,7 +281,7 @@ def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events
     cur.execute("""
         insert into raw.ingestion_batches (batch_id, source, file, checksum, landing_hour, rows_read, rows_loaded,
             rows_duplicate, rows_quarantined, rows_conflicting, finished_at, status)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), 'loaded')""",
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'loaded')""",
                 (batch_id, source, name, digest, landing_hour, result.read, result.loaded, result.duplicate,
                  result.quarantined, result.conflicting))
     if result.loaded:  # new rows: the hour must pass its quality gate again before staging reads it

@@ -204,3 +204,60 @@ def test_contract_shaped_csv_and_parquet_load_like_json_lines(warehouse, tmp_pat
 
     again = load(warehouse, tmp_path)
     assert again["export.csv"].status == again["export.parquet"].status == "skipped"
+
+
+@pytest.mark.db
+def test_nul_in_a_csv_value_is_quarantined_not_sent_to_the_server(warehouse, tmp_path):
+    header = ["event_id", "event_time", "org_id", "provider", "model", "status", "metadata"]
+    good = ["ok", "2026-03-07T12:00:00Z", "o", "openai", "gpt-4o", "success", ""]
+    write_csv(folder(tmp_path) / "nul.csv", header, [
+        good, ["a", *good[1:6], '{"note": "x\\u0000y"}'], ["b", *good[1:3], "open\x00ai", *good[4:]]])
+    batch = load(warehouse, tmp_path)["nul.csv"]
+    assert (batch.status, batch.loaded, batch.quarantined) == ("loaded", 1, 2)
+    assert query(warehouse, "select line_number, reasons from raw.quarantine order by 1") == [
+        (3, ["nul_character"]), (4, ["nul_character"])]
+    assert query(warehouse, "select finished_at >= started_at from raw.ingestion_batches") == [(True,)]
+
+
+@pytest.mark.db
+def test_a_broken_spec_stops_the_run_before_any_file_is_read(warehouse, tmp_path, monkeypatch):
+    from tests.conftest import run_hours
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "gateway.yaml").write_text("name: gateway\nformat: csv\nfiles: 'gw-*.csv'\ncolumns: {tokens: n}\n")
+    monkeypatch.setenv("WAREHOUSE_SOURCES_DIR", str(specs))
+    (folder(tmp_path / "landing") / "a.jsonl").write_text(json.dumps({
+        "event_id": "e1", "event_time": "2026-03-07T12:01:00Z", "org_id": "o", "provider": "openai",
+        "model": "gpt-4o", "status": "success"}) + "\n")
+
+    result = run_hours(HOUR, HOUR)
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert failure.step_key == "raw__usage_events"
+    description = failure.step_failure_data.user_failure_data.description
+    assert "gateway.yaml: 'tokens' is not a field of the event contract" in description
+    assert "fix the spec in WAREHOUSE_SOURCES_DIR and rerun" in description
+    assert query(warehouse, "select to_regclass('raw.usage_events')") == [(None,)]  # nothing was loaded
+
+
+@pytest.mark.db
+def test_json_lines_in_another_shape_with_epoch_seconds(warehouse, tmp_path):
+    spec = parse_spec({"name": "agent_logs", "format": "jsonl", "files": "agent-*.jsonl.gz",
+                       "columns": {"event_id": "id", "event_time": {"column": "ts", "format": "epoch_s"},
+                                   "org_id": "tenant", "model": "llm", "input_tokens": "in", "output_tokens": "out",
+                                   "latency_ms": {"column": "secs", "unit": "s"}},
+                       "defaults": {"provider": "anthropic", "status": "success"}})
+    rows = [{"id": f"a{i}", "ts": 1772884860 + i, "tenant": "acme", "llm": "claude-haiku", "in": 10 * i, "out": i,
+             "secs": 0.25 * i, "agent": "triage"} for i in range(4)]
+    rows.append({"id": "a9", "ts": "yesterday", "tenant": "acme", "llm": "claude-haiku"})  # not an epoch
+    (folder(tmp_path) / "agent-1.jsonl.gz").write_bytes(gzip.compress(
+        "".join(json.dumps(r) + "\n" for r in rows).encode()))
+    batch = load(warehouse, tmp_path, [spec])["agent-1.jsonl.gz"]
+    assert (batch.loaded, batch.quarantined) == (4, 1)
+    assert query(warehouse, "select event_id, event_time, provider, input_tokens, latency_ms, metadata"
+                            " from raw.usage_events order by 1") == [
+        (f"a{i}", datetime.fromtimestamp(1772884860 + i, UTC), "anthropic", 10 * i, 250.0 * i, {"agent": "triage"})
+        for i in range(4)]
+    assert query(warehouse, "select reasons from raw.quarantine") == [(["event_time:not_a_timestamp"],)]
