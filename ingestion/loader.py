@@ -114,39 +114,44 @@ class NewEvents:
             self.chunk_rows = min(2 * self.chunk_rows, CHUNK_ROWS)
             days = utc_days(self.first, self.last)
             pending, self.pending, self.first, self.last = self.pending, {}, None, None
-            self.writer.submit(lambda: self._store(pending, days))
+            # payloads are built here, on the reading thread, so the writer sends statements back to back
+            tail = f"\t{self.batch_id}\n"
+            ids = "".join([(i if "\\" not in i else i.replace("\\", "\\\\")) + "\t" + p[0] + tail
+                           for i, p in pending.items()]).encode()
+            rows = b"".join([p[1] for p in pending.values()])
+            self.writer.submit(lambda: self._store(pending, ids, rows, days))
 
-    def _store(self, pending: dict, days: list[date]) -> None:
+    def _store(self, pending: dict, ids: bytes, rows: bytes, days: list[date]) -> None:
         """On the writer thread: register the chunk's ids, then copy the rows whose ids this batch won."""
-        won = self._register_all(pending) or self._register_new(pending)
+        if self._register_all(ids):
+            won = len(pending)
+        else:
+            new = self._register_new(pending)
+            won, rows = len(new), b"".join([pending[event_id][1] for event_id in new])
         if not won:
             return
         cur = self.writer.cur
         for day in set(days) - self.partitions:
             cur.execute(create_day_partition_sql(day))
             self.partitions.add(day)
-        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}",
-                         b"".join([pending[event_id][1] for event_id in won]))
-        self.loaded += len(won)
+        self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}", rows)
+        self.loaded += won
 
-    def _register_all(self, pending: dict) -> list[str] | None:
-        """The common case, at COPY speed: no id of the chunk is registered yet. None if one was
+    def _register_all(self, payload: bytes) -> bool:
+        """The common case, at COPY speed: no id of the chunk is registered yet. False if one was
         (the unique key refuses the COPY, and the savepoint undoes it), or if savepoints ran out."""
         if self.savepoints >= MAX_SAVEPOINTS:
-            return None
+            return False
         self.savepoints += 1
         cur = self.writer.cur
-        tail = f"\t{self.batch_id}\n"
-        payload = "".join([(i if "\\" not in i else i.replace("\\", "\\\\")) + "\t" + p[0] + tail
-                           for i, p in pending.items()]).encode()
         cur.execute("savepoint register_chunk")
         try:
             self.writer.copy("copy raw.event_ids (event_id, content_hash, batch_id) from stdin", payload)
         except psycopg2.errors.UniqueViolation:
             cur.execute("rollback to savepoint register_chunk")
-            return None
+            return False
         cur.execute("release savepoint register_chunk")
-        return list(pending)
+        return True
 
     def _register_new(self, pending: dict) -> list[str]:
         """Register the ids that are new, count the others as duplicates; returns the new ones."""

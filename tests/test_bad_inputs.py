@@ -160,3 +160,25 @@ def test_a_big_file_with_late_duplicates_keeps_the_first_of_each_past_the_savepo
     assert batch.conflicting == 15  # output_tokens 7 instead of i: same id, other content
     assert query(warehouse, "select count(*), sum(output_tokens) from raw.usage_events") == [
         (3000, sum(range(3000)))]  # the first occurrence of each id won
+
+
+def test_loading_does_not_wait_behind_autovacuum(warehouse, tmp_path):
+    """An existing schema is not re-declared: `create index if not exists` would queue behind a vacuum."""
+    land(tmp_path, "a.jsonl", [line()])
+    load(warehouse, tmp_path)
+    vacuum = connect(warehouse)  # holds what autovacuum holds on a partition while it works
+    try:
+        with vacuum.cursor() as cur:
+            cur.execute("lock table raw.usage_events_p20260307 in share update exclusive mode")
+        land(tmp_path, "b.jsonl", [line(event_id="good-2")])
+        conn = connect(warehouse)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("set lock_timeout = '2s'")  # waiting would raise here instead of hanging
+            batches = {b.file: b for b in load_hour(conn, tmp_path, HOUR)}
+        finally:
+            conn.close()
+    finally:
+        vacuum.rollback()
+        vacuum.close()
+    assert batches["dt=2026-03-07/hour=12/b.jsonl"].loaded == 1
