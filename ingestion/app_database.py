@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -29,6 +30,17 @@ class SourceUnavailable(ValueError):
     """The application database cannot be reached or read; the batch fails with this message."""
 
 
+@dataclass
+class Newest:
+    """The highest watermark value read so far; stored with the batch when it commits."""
+
+    value: datetime | None = None
+
+    def see(self, mark: datetime) -> None:
+        if self.value is None or mark > self.value:
+            self.value = mark
+
+
 def extract_hour(conn, spec: SourceSpec, hour: datetime) -> BatchResult:
     db = spec.database
     end = hour + timedelta(hours=1)
@@ -45,22 +57,22 @@ def extract_hour(conn, spec: SourceSpec, hour: datetime) -> BatchResult:
         return BatchResult(name, "skipped")  # a rerun of an hour this source has already passed
     lookback = timedelta(seconds=float(db.get("lookback") or 0))
     since = previous - lookback if previous is not None else None
-    newest: list[datetime] = []
+    newest = Newest()
 
     def open_source():
         return _read_table(dsn, spec, since, end, newest)
 
     def store_watermark(cur, result: BatchResult) -> None:
-        if newest:
+        if newest.value is not None:
             cur.execute("""insert into raw.extract_watermarks (source, watermark, updated_at) values (%s, %s, now())
                            on conflict (source) do update set watermark = greatest(raw.extract_watermarks.watermark,
-                           excluded.watermark), updated_at = now()""", (spec.name, newest[0]))
+                           excluded.watermark), updated_at = now()""", (spec.name, newest.value))
 
     digest = f"from {since.isoformat() if since else 'the start'}"
     return load_batch(conn, spec, name, digest, hour, open_source, store_watermark)
 
 
-def _read_table(dsn: str, spec: SourceSpec, since, end, newest: list) -> tuple[list[str], Iterator]:
+def _read_table(dsn: str, spec: SourceSpec, since, end, newest: Newest) -> tuple[list[str], Iterator]:
     db = spec.database
     table = sql.Identifier(*db["table"].split("."))
     watermark = db["watermark"]
@@ -95,8 +107,7 @@ def _read_table(dsn: str, spec: SourceSpec, since, end, newest: list) -> tuple[l
                     row = {c: float(v) if isinstance(v, Decimal) else v for c, v in zip(columns, values, strict=True)}
                     mark = row[watermark]
                     if mark is not None:
-                        mark = mark if mark.tzinfo else mark.replace(tzinfo=spec.timezone or UTC)
-                        newest[:] = [max(newest[0], mark)] if newest else [mark]
+                        newest.see(mark if mark.tzinfo else mark.replace(tzinfo=spec.timezone or UTC))
                     yield number, orjson.dumps(row, default=str), row
         except psycopg2.Error as exc:
             raise SourceUnavailable(f"source '{spec.name}': reading {db['table']} failed: "
