@@ -21,6 +21,7 @@ from psycopg2 import sql
 
 from ingestion.loader import BatchResult, _failed, load_batch
 from ingestion.sources import SourceSpec, SourceSpecError
+from ingestion.validation import MAX_LATENESS
 
 TIMESTAMP_TYPES = {1114: "timestamp", 1184: "timestamptz"}  # PostgreSQL type oids
 FETCH_ROWS = 10_000
@@ -41,7 +42,7 @@ class Newest:
             self.value = mark
 
 
-def extract_hour(conn, spec: SourceSpec, hour: datetime) -> BatchResult:
+def extract_hour(conn, spec: SourceSpec, hour: datetime, max_lateness: timedelta = MAX_LATENESS) -> BatchResult:
     db = spec.database
     end = hour + timedelta(hours=1)
     name = f"{db['table']} where {db['watermark']} < {end.isoformat()}"
@@ -69,7 +70,7 @@ def extract_hour(conn, spec: SourceSpec, hour: datetime) -> BatchResult:
                            excluded.watermark), updated_at = now()""", (spec.name, newest.value))
 
     digest = f"from {since.isoformat() if since else 'the start'}"
-    return load_batch(conn, spec, name, digest, hour, open_source, store_watermark)
+    return load_batch(conn, spec, name, digest, hour, open_source, store_watermark, max_lateness)
 
 
 def _read_table(dsn: str, spec: SourceSpec, since, end, newest: Newest) -> tuple[list[str], Iterator]:

@@ -23,7 +23,7 @@ from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, csv_line
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
-from ingestion.validation import Rejected, ValidEvent, parse_line, validate, validate_record
+from ingestion.validation import MAX_LATENESS, Rejected, ValidEvent, parse_line, validate, validate_record
 from ingestion.writer import ServerWriter
 
 BUILTIN = "landing"  # the source of files in the contract's own shape
@@ -185,21 +185,22 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def _outcome(raw: bytes, row, source: SourceSpec, landing_hour: datetime) -> ValidEvent | Rejected:
+def _outcome(raw: bytes, row, source: SourceSpec, landing_hour: datetime,
+             max_lateness: timedelta) -> ValidEvent | Rejected:
     """One source row checked against the contract, through the source's mapping if it has one."""
     if row is None:  # a JSON line
         if source.name == BUILTIN:
-            return validate(raw, landing_hour)
+            return validate(raw, landing_hour, max_lateness)
         row = parse_line(raw)
     if type(row) is Rejected:
         return row
     if b"\x00" in raw or b"\\u0000" in raw:  # PostgreSQL text and jsonb cannot hold NUL
         return Rejected(("nul_character",))
-    return validate_record(source.to_record(row), landing_hour, raw)
+    return validate_record(source.to_record(row), landing_hour, raw, max_lateness)
 
 
 def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None = None,
-              source: SourceSpec | None = None) -> BatchResult:
+              source: SourceSpec | None = None, max_lateness: timedelta = MAX_LATENESS) -> BatchResult:
     """Load one file as one transaction; never raises for bad content (a failed batch is recorded).
 
     `source` is the spec that reads the file; by default the built-in source, by file extension.
@@ -212,12 +213,14 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
                     (name, digest))
         if cur.fetchone():
             return BatchResult(name, "skipped")
-    return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format))
+    return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format),
+                      max_lateness=max_lateness)
 
 
 def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
                open_source: Callable[[], tuple[list[str] | None, Iterable]],
-               on_commit: Callable[[object, BatchResult], None] | None = None) -> BatchResult:
+               on_commit: Callable[[object, BatchResult], None] | None = None,
+               max_lateness: timedelta = MAX_LATENESS) -> BatchResult:
     """Load the rows `open_source` yields as one transaction: all of them are loaded, duplicate or
     quarantined, or, if the source cannot be read, none are and a failed batch records why.
     `on_commit` runs inside the transaction (an extractor stores its watermark there)."""
@@ -231,7 +234,8 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
                 source.check_columns(header, name)  # refuse the whole source before a row is read
             writer = ServerWriter(cur)
             try:
-                read, events, quarantined = _load_rows(writer, batch_id, source, name, rows, landing_hour)
+                read, events, quarantined = _load_rows(writer, batch_id, source, name, rows, landing_hour,
+                                                       max_lateness)
             finally:
                 writer.stop()  # the cursor is the transaction's again, also after a failure
             result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined)
@@ -246,7 +250,7 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
 
 
 def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: str, rows: Iterable,
-               landing_hour: datetime) -> tuple[int, NewEvents, int]:
+               landing_hour: datetime, max_lateness: timedelta) -> tuple[int, NewEvents, int]:
     """Every row checked and sent on its way: (rows read, the events, rows quarantined)."""
     events = NewEvents(writer, batch_id)
     quarantine = CopyBuffer(writer, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
@@ -255,7 +259,7 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     json_rows = source.format == "jsonl"
     for line_number, raw, row in rows:
         read += 1
-        outcome = _outcome(raw, row, source, landing_hour)
+        outcome = _outcome(raw, row, source, landing_hour, max_lateness)
         if type(outcome) is Rejected:
             quarantine.add("\t".join(copy_text(v) for v in (
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")
@@ -295,20 +299,22 @@ def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events
     return result
 
 
-def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = ()) -> list[BatchResult]:
+def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = (),
+              max_lateness: timedelta = MAX_LATENESS) -> list[BatchResult]:
     """Load everything that landed in `hour`: new rows of application databases, then every file.
-    A source that cannot be read is recorded as a failed batch and does not stop the others."""
+    A source that cannot be read is recorded as a failed batch and does not stop the others.
+    Events older than `max_lateness` before the hour are quarantined (event_time:too_late)."""
     from ingestion.app_database import extract_hour  # the extractor builds on this module
     with conn, conn.cursor() as cur:
         ensure_schema(cur)
     results = []
     for spec in specs:
         if spec.format == "postgres":  # rows an application wrote before the end of this hour
-            results.append(extract_hour(conn, spec, hour))
+            results.append(extract_hour(conn, spec, hour, max_lateness))
     for landed in files_for_hour(landing_dir, hour, specs):
         if landed.source is None:
             name = str(landed.path.relative_to(landing_dir))
             results.append(_failed(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem))
         else:
-            results.append(load_file(conn, landed.path, hour, landing_dir, landed.source))
+            results.append(load_file(conn, landed.path, hour, landing_dir, landed.source, max_lateness))
     return results

@@ -96,7 +96,7 @@ _TIMESTAMPS = tuple(i for i, f in enumerate(FIELDS) if f.kind == "timestamp")
 _EVENT_TIME = FIELD_NAMES.index("event_time")
 
 
-def _fast(raw: bytes, landing_hour: datetime) -> tuple | None:
+def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple | None:
     """The common case at C speed: a line without escapes whose fields are all of the contract's
     types and ranges. None sends the line to the detailed check, which also names the reasons."""
     try:
@@ -112,29 +112,33 @@ def _fast(raw: bytes, landing_hour: datetime) -> tuple | None:
             if ts.tzinfo is None:
                 return None
     event_time = row[_EVENT_TIME]
-    if not landing_hour - MAX_LATENESS <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
+    if not landing_hour - max_lateness <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
         return None
     return tuple(row)
 
 
-def validate(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
-    """Check one JSON line against the contract; unknown top-level fields are kept in metadata."""
+def validate(raw: bytes, landing_hour: datetime, max_lateness: timedelta = MAX_LATENESS) -> ValidEvent | Rejected:
+    """Check one JSON line against the contract; unknown top-level fields are kept in metadata.
+
+    An event may be at most `max_lateness` older than the hour it landed in (event_time:too_late)."""
     if b"\\" not in raw:  # no escapes: no NUL, no surrogates, nothing the fast decoder could read otherwise
-        row = _fast(raw, landing_hour)
+        row = _fast(raw, landing_hour, max_lateness)
         if row is not None:
             return ValidEvent(row, hashlib.sha1(raw).hexdigest())
-    return validate_slowly(raw, landing_hour)
+    return validate_slowly(raw, landing_hour, max_lateness)
 
 
-def validate_slowly(raw: bytes, landing_hour: datetime) -> ValidEvent | Rejected:
+def validate_slowly(raw: bytes, landing_hour: datetime,
+                    max_lateness: timedelta = MAX_LATENESS) -> ValidEvent | Rejected:
     """The detailed contract check of one JSON line, reason by reason."""
     record = parse_line(raw)
     if type(record) is Rejected:
         return record
-    return validate_record(record, landing_hour, raw)
+    return validate_record(record, landing_hour, raw, max_lateness)
 
 
-def validate_record(record: dict, landing_hour: datetime, source_row: bytes) -> ValidEvent | Rejected:
+def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
+                    max_lateness: timedelta = MAX_LATENESS) -> ValidEvent | Rejected:
     """Check one record (contract field -> value) against the contract; `source_row` is hashed."""
     reasons: list[str] = []
     values: dict = {}
@@ -186,7 +190,7 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes) -> 
     if type(event_time) is datetime:
         if event_time > landing_hour + _FUTURE_LIMIT:
             reasons.append("event_time:in_the_future")
-        elif event_time < landing_hour - MAX_LATENESS:
+        elif event_time < landing_hour - max_lateness:
             reasons.append("event_time:too_late")
     if reasons:
         return Rejected(tuple(reasons))

@@ -116,3 +116,22 @@ def test_retention_job_keeps_exactly_the_configured_window(warehouse, monkeypatc
 
 def day_partitions_of(dsn: str) -> list:
     return query(dsn, "select inhrelid::regclass::text from pg_inherits where inhparent = 'raw.usage_events'::regclass")
+
+
+def test_events_older_than_the_raw_window_are_quarantined_not_rolled_up(warehouse, tmp_path, monkeypatch):
+    """With 7 days of raw events kept, a 10-day-late event could not be rolled up with its hour's rows
+    (they are gone), so it is refused as too late instead of replacing that hour's rollup."""
+    from tests.conftest import run_hours
+
+    monkeypatch.setenv("WAREHOUSE_RAW_RETENTION_DAYS", "7")
+    hour = datetime(2026, 3, 17, 12, tzinfo=UTC)
+    folder = tmp_path / "landing" / "dt=2026-03-17" / "hour=12"
+    folder.mkdir(parents=True)
+    base = {"org_id": "org_a", "provider": "openai", "model": "gpt-4o", "status": "success"}
+    (folder / "a.jsonl").write_text("\n".join(json.dumps({**base, "event_id": e, "event_time": t.isoformat()})
+                                              for e, t in [("fresh", hour + timedelta(minutes=5)),
+                                                           ("six-days-late", hour - timedelta(days=6)),
+                                                           ("ten-days-late", hour - timedelta(days=10))]) + "\n")
+    assert run_hours(hour, hour).success
+    assert query(warehouse, "select event_id from raw.usage_events order by 1") == [("fresh",), ("six-days-late",)]
+    assert query(warehouse, "select reasons from raw.quarantine") == [(["event_time:too_late"],)]

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ingestion.loader import load_hour
 from ingestion.sources import SourceSpecError, load_specs
+from ingestion.validation import MAX_LATENESS
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
 
@@ -26,6 +27,8 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         specs = load_specs(warehouse.settings.sources_dir)
     except SourceSpecError as exc:  # a broken spec stops the run before any file is read
         raise dg.Failure(description=f"{exc}; fix the spec in WAREHOUSE_SOURCES_DIR and rerun") from None
+    # an event older than the raw layer keeps could not be rolled up with the rest of its hour
+    max_lateness = min(MAX_LATENESS, timedelta(days=warehouse.settings.raw_retention_days))
     if specs:
         context.log.info(f"source specs: {', '.join(f'{s.name} ({s.format}, files {s.files})' for s in specs)}")
     window = context.partition_time_window
@@ -37,7 +40,7 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     try:
         for i in range(hours):
             hour = window.start + timedelta(hours=i)
-            for batch in load_hour(conn, landing_dir, hour, specs):
+            for batch in load_hour(conn, landing_dir, hour, specs, max_lateness):
                 totals["files"] += 1
                 totals["skipped"] += batch.status == "skipped"
                 totals["failed"] += batch.status == "failed"
