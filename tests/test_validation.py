@@ -84,7 +84,7 @@ def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
     import gzip
 
     from ingestion.synthetic import Defects, generate
-    from ingestion.validation import _fast, validate_slowly
+    from ingestion.validation import MAX_LATENESS, _fast, validate_slowly
 
     generate(tmp_path, LANDING, 1, 4000, seed=11, defects=Defects().scaled(6))
     lines = [line.rstrip(b"\n") for path in sorted(tmp_path.glob("dt=*/hour=*/*.jsonl.gz"))
@@ -100,5 +100,5 @@ def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
     for raw in lines:
         for hour in hours[::6]:
             assert validate(raw, hour) == validate_slowly(raw, hour), raw
-            paths["fast" if b"\\" not in raw and _fast(raw, hour) else "detailed"] += 1
+            paths["fast" if b"\\" not in raw and _fast(raw, hour, MAX_LATENESS) else "detailed"] += 1
     assert paths["fast"] > 3000 and paths["detailed"] > 100, paths  # both paths were really compared
