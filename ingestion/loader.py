@@ -185,7 +185,7 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def _outcome(raw: bytes, row, source: SourceSpec, landing_hour: datetime,
+def check_row(raw: bytes, row, source: SourceSpec, landing_hour: datetime,
              max_lateness: timedelta) -> ValidEvent | Rejected:
     """One source row checked against the contract, through the source's mapping if it has one."""
     if row is None:  # a JSON line
@@ -259,7 +259,7 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     json_rows = source.format == "jsonl"
     for line_number, raw, row in rows:
         read += 1
-        outcome = _outcome(raw, row, source, landing_hour, max_lateness)
+        outcome = check_row(raw, row, source, landing_hour, max_lateness)
         if type(outcome) is Rejected:
             quarantine.add("\t".join(copy_text(v) for v in (
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")

@@ -178,8 +178,8 @@ def _typed(field_name: str, value):
     return value
 
 
-def _mapping(field_name: str, entry, spec_name: str, default_format: str) -> Mapping:
-    where = f"source spec '{spec_name}', columns.{field_name}"
+def _mapping(field_name: str, entry, spec_where: str, default_format: str) -> Mapping:
+    where = f"{spec_where}, columns.{field_name}"
     if isinstance(entry, str):
         entry = {"column": entry}
     if not isinstance(entry, dict) or not entry.get("column"):
@@ -251,7 +251,7 @@ def parse_spec(data, path: Path | None = None, builtin: bool = False) -> SourceS
         if key not in FIELD_NAMES:
             raise SourceSpecError(f"{where}: '{key}' is not a field of the event contract "
                                   f"(fields: {', '.join(FIELD_NAMES)})")
-    mappings = {f: _mapping(f, entry, name, default_format) for f, entry in columns.items()}
+    mappings = {f: _mapping(f, entry, where, default_format) for f, entry in columns.items()}
     # a contract field the spec does not map is read from a column of the same name, if there is one
     implicit = {f: Mapping(f, f, timestamp_format=default_format, explicit=False)
                 for f in FIELD_NAMES if f not in mappings}

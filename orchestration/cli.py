@@ -4,6 +4,7 @@
     warehouse generate    write sample usage logs into the landing zone
     warehouse ui          start the Dagster UI (dagster dev) on the same warehouse
     warehouse env         print the environment that `dagster` commands need (eval it in a shell)
+    warehouse sources     list the source specs, or try one on a file: warehouse sources --try FILE
 """
 
 from __future__ import annotations
@@ -123,6 +124,30 @@ def print_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def sources(args: argparse.Namespace) -> int:
+    from ingestion.preview import preview, source_for
+    from ingestion.sources import SourceSpecError, load_specs
+
+    settings = Settings.from_env()
+    try:
+        specs = load_specs(settings.sources_dir)
+        if args.try_file is None:
+            for spec in specs:
+                where = f"table {spec.database['table']}" if spec.database else f"files {spec.files}"
+                print(f"{spec.name:<24} {spec.format:<8} {where}  ({spec.path})")
+            print(f"{'landing':<24} {'built-in':<8} other *.jsonl, *.ndjson, *.csv (gzip allowed) and *.parquet files")
+            return 0
+        path = Path(args.try_file)
+        spec = source_for(path, specs)
+        print(f"{path.name}: read by source '{spec.name}' ({spec.format})")
+        for line in preview(path, spec, args.rows):
+            print(line)
+        return 0
+    except (SourceSpecError, OSError, EOFError, ValueError) as exc:
+        print(f"warehouse: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=ui)
     commands.add_parser("env", help="print DAGSTER_HOME, DAGSTER_PG_URL and WAREHOUSE_DSN").set_defaults(
         handler=print_env)
+    check = commands.add_parser("sources", help="list the source specs, or try one on a file")
+    check.add_argument("--try", dest="try_file", metavar="FILE", help="show what the warehouse would make of FILE")
+    check.add_argument("--rows", type=int, default=10, help="rows to show with --try (default 10)")
+    check.set_defaults(handler=sources)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:

@@ -261,3 +261,34 @@ def test_json_lines_in_another_shape_with_epoch_seconds(warehouse, tmp_path):
         (f"a{i}", datetime.fromtimestamp(1772884860 + i, UTC), "anthropic", 10 * i, 250.0 * i, {"agent": "triage"})
         for i in range(4)]
     assert query(warehouse, "select reasons from raw.quarantine") == [(["event_time:not_a_timestamp"],)]
+
+
+def test_warehouse_sources_lists_specs_and_tries_one_on_a_file(tmp_path, capsys):
+    from orchestration.cli import main
+
+    assert main(["sources"]) == 0
+    assert "litellm_spend_logs       csv      files litellm-*.csv*" in capsys.readouterr().out
+
+    export = tmp_path / "litellm-2026-03-07.csv"
+    write_csv(export, LITELLM_COLUMNS, [litellm_row(0), litellm_row(1, total_tokens="lots")])
+    assert main(["sources", "--try", str(export)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "litellm-2026-03-07.csv: read by source 'litellm_spend_logs' (csv)"
+    assert out[1].startswith("line 2  ok  event_id=chatcmpl-0  event_time=2026-03-07T12:00:00.250000+00:00")
+    assert "output_tokens=100" in out[1] and "latency_ms=1500.0" in out[1]
+    assert out[2] == "line 3  quarantined  output_tokens:not_a_number"
+    assert out[3].startswith("2 rows: 1 would load, 1 quarantined (output_tokens:not_a_number x1)")
+
+    write_csv(export, [c for c in LITELLM_COLUMNS if c != "request_id"], [])
+    assert main(["sources", "--try", str(export)]) == 2
+    assert "column 'request_id' is not in litellm-2026-03-07.csv" in capsys.readouterr().err
+
+
+def test_warehouse_sources_names_a_broken_spec(tmp_path, monkeypatch, capsys):
+    from orchestration.cli import main
+
+    (tmp_path / "gateway.yaml").write_text(
+        "name: gateway\nformat: csv\nfiles: 'gw-*'\ncolumns: {latency_ms: {column: d, unit: h}}\n")
+    monkeypatch.setenv("WAREHOUSE_SOURCES_DIR", str(tmp_path))
+    assert main(["sources"]) == 2
+    assert "gateway.yaml, columns.latency_ms: unit 'h' is not one of s, ms, us" in capsys.readouterr().err
