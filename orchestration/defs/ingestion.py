@@ -1,4 +1,4 @@
-"""Where data enters: landed usage-log files become rows of raw.usage_events."""
+"""Where data enters: landed usage-log files and application tables become rows of raw.usage_events."""
 
 
 from datetime import timedelta
@@ -18,8 +18,9 @@ from orchestration.resources import WarehouseResource
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"postgres", "python"},
-    description="Usage events from the files that landed in each hour, deduplicated by event_id; "
-    "rows that break the event contract go to raw.quarantine with their reasons.",
+    description="Usage events that landed in each hour (JSON Lines, CSV and Parquet files, logs in other shapes "
+    "through source specs, application tables by watermark), exactly once by event_id; rows that break the "
+    "event contract go to raw.quarantine with their reasons.",
 )
 def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     landing_dir = warehouse.settings.landing_dir
