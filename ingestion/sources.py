@@ -117,7 +117,8 @@ class SourceSpec:
         if m.since:
             end = self._timestamp(row.get(m.column), m.timestamp_format)
             start = self._timestamp(row.get(m.since), m.timestamp_format)
-            if isinstance(end, datetime) and isinstance(start, datetime) and end.tzinfo and start.tzinfo:
+            if isinstance(end, datetime) and isinstance(start, datetime) and (end.tzinfo is None) == (
+                    start.tzinfo is None):  # two readings of the same clock, with or without a zone
                 return (end - start) / timedelta(milliseconds=1)
             return None if end in (None, "") or start in (None, "") else f"{end} - {start}"
         if m.minus and value is not None:
@@ -138,7 +139,10 @@ class SourceSpec:
             number = _number(value)
             if number is None:
                 return value  # left as it is: the contract check quarantines it as not_a_timestamp
-            ts = datetime.fromtimestamp(number / EPOCH_FORMATS[fmt], UTC)
+            try:
+                ts = datetime.fromtimestamp(number / EPOCH_FORMATS[fmt], UTC)
+            except (OverflowError, OSError, ValueError):  # beyond the calendar: a bad value, not a bad file
+                return value
         elif isinstance(value, str):
             try:
                 ts = datetime.fromisoformat(value) if fmt == "iso" else datetime.strptime(value, fmt)

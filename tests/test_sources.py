@@ -116,6 +116,12 @@ def test_units_epochs_zones_totals_recodes_and_defaults():
     assert record["model"] == "claude-sonnet-4"  # a column named like a contract field maps by itself
     assert record["metadata"] == {"region": "eu"}  # unused columns kept, dropped ones not
 
+    naive = parse_spec({"name": "n", "format": "csv", "files": "*", "columns": {
+        "event_time": {"column": "t", "format": "epoch_s"}, "ttft_ms": {"column": "first", "since": "start"}}})
+    odd = naive.to_record({"t": "1e300", "first": "2026-03-07 12:00:01.5", "start": "2026-03-07 12:00:00"})
+    assert odd["event_time"] == "1e300"  # beyond the calendar: left for the contract check to quarantine
+    assert odd["ttft_ms"] == 1500.0  # two naive readings of one clock still give a duration
+
 
 # --- through the loader ---
 
