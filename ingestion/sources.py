@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -165,7 +166,10 @@ def _number(value):
 
 
 def _typed(field_name: str, value):
-    """Text from CSV as the contract's type; anything that does not parse is left for the contract check."""
+    """Text from CSV (and decimals from Parquet or PostgreSQL) as the contract's type; anything that
+    does not parse is left for the contract check."""
+    if isinstance(value, Decimal):
+        return int(value) if _KIND[field_name] == "int" and value == value.to_integral_value() else float(value)
     if not isinstance(value, str):
         return value
     if value == "":

@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -194,13 +195,16 @@ def test_contract_shaped_csv_and_parquet_load_like_json_lines(warehouse, tmp_pat
                       "event_time": pa.array([e["event_time"] for e in events[3:]], pa.timestamp("us", tz="UTC")),
                       **{k: [e[k] for e in events[3:]] for k in ("org_id", "provider", "model", "status",
                                                                    "input_tokens", "latency_ms", "team")},
-                      "metadata": [json.dumps(e["metadata"]) for e in events[3:]]})
+                      "metadata": [json.dumps(e["metadata"]) for e in events[3:]],
+                      "provider_cost_usd": pa.array([Decimal("0.0125")] * 3, pa.decimal128(10, 4))})
     pq.write_table(table, folder(tmp_path) / "export.parquet", compression="gzip")
     (folder(tmp_path) / "notes.txt").write_text("not data")
 
     batches = load(warehouse, tmp_path)
     assert (batches["export.csv"].loaded, batches["export.csv"].quarantined) == (3, 1)
     assert batches["export.parquet"].loaded == 3
+    assert query(warehouse, "select distinct provider_cost_usd from raw.usage_events"
+                            " where event_id like 'parquet-%%'") == [(0.0125,)]  # a Parquet decimal is a number
     assert batches["notes.txt"].status == "failed" and "no source reads this file" in batches["notes.txt"].error
     assert query(warehouse, "select line_number, reasons from raw.quarantine") == [(5, ["csv:5_fields_for_10_columns"])]
     got = query(warehouse, "select event_id, event_time, input_tokens, latency_ms, metadata from raw.usage_events"
