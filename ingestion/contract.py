@@ -1,7 +1,7 @@
 """The event contract: one usage event is one model request. The single source of truth.
 
-The raw table's columns (ingestion/schema.sql), the validator and the README's contract table
-all follow `FIELDS`; tests/test_contract.py keeps the three in step.
+The raw table's columns (ingestion/schema.py), the validator and the README's contract table
+all follow `FIELDS`; tests/test_project_files.py keeps the README in step.
 """
 
 from __future__ import annotations

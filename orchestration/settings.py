@@ -24,7 +24,7 @@ class Setting:
     help: str
 
 
-# The single list the README's settings table is written from (tests/test_readme.py keeps them in step).
+# The single list the README's settings table is written from (tests/test_project_files.py keeps them in step).
 SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_DSN", "(unset: embedded PostgreSQL under WAREHOUSE_STATE_DIR)",
             "libpq URL of the warehouse database, e.g. postgresql://user@host:5432/warehouse"),
