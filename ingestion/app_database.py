@@ -19,7 +19,7 @@ import orjson
 import psycopg2
 from psycopg2 import sql
 
-from ingestion.loader import BatchResult, _failed, load_batch
+from ingestion.loader import BatchResult, load_batch, record_failure
 from ingestion.sources import SourceSpec, SourceSpecError
 from ingestion.validation import MAX_LATENESS
 
@@ -48,7 +48,7 @@ def extract_hour(conn, spec: SourceSpec, hour: datetime, max_lateness: timedelta
     name = f"{db['table']} where {db['watermark']} < {end.isoformat()}"
     dsn = os.environ.get(db["dsn_env"], "").strip()
     if not dsn:
-        return _failed(conn, name, "", hour, spec.name, f"source '{spec.name}': environment variable "
+        return record_failure(conn, name, "", hour, spec.name, f"source '{spec.name}': environment variable "
                        f"{db['dsn_env']} (its dsn_env) is not set; set it to the application database's URL")
     with conn, conn.cursor() as cur:
         cur.execute("select watermark from raw.extract_watermarks where source = %s", (spec.name,))

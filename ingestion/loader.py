@@ -23,12 +23,11 @@ from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, csv_line
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
-from ingestion.validation import MAX_LATENESS, Rejected, ValidEvent, parse_line, validate, validate_record
+from ingestion.validation import EVENT_TIME, MAX_LATENESS, Rejected, ValidEvent, parse_line, validate, validate_record
 from ingestion.writer import ServerWriter
 
 BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
-_EVENT_TIME = FIELD_NAMES.index("event_time")
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 CHUNK_ROWS = 1_000  # rows sent to the server at a time: memory stays flat whatever the file size
 FIRST_CHUNK_ROWS = 125  # a small first chunk puts the server to work early in each batch
@@ -246,7 +245,7 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
     except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
         conn.rollback()
         error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
-        return _failed(conn, name, digest, landing_hour, source.name, error)
+        return record_failure(conn, name, digest, landing_hour, source.name, error)
 
 
 def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: str, rows: Iterable,
@@ -266,14 +265,14 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
             continue
         row = outcome.row
         line = csv_line(row, lineage, json_rows and b"\\" not in raw)
-        events.add(row[0], row[_EVENT_TIME], outcome.content_hash, line)
+        events.add(row[0], row[EVENT_TIME], outcome.content_hash, line)
     events.flush()
     quarantined = quarantine.close()
     writer.close()
     return read, events, quarantined
 
 
-def _failed(conn, name: str, digest: str, landing_hour: datetime, source: str, error: str) -> BatchResult:
+def record_failure(conn, name: str, digest: str, landing_hour: datetime, source: str, error: str) -> BatchResult:
     """Record a file that could not be loaded; its other rows wait for a fixed file or spec."""
     with conn, conn.cursor() as cur:
         cur.execute("insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, error,"
@@ -314,7 +313,7 @@ def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] =
     for landed in files_for_hour(landing_dir, hour, specs):
         if landed.source is None:
             name = str(landed.path.relative_to(landing_dir))
-            results.append(_failed(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem))
+            results.append(record_failure(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem))
         else:
             results.append(load_file(conn, landed.path, hour, landing_dir, landed.source, max_lateness))
     return results

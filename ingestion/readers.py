@@ -55,8 +55,9 @@ def files_for_hour(landing_dir: Path, hour: datetime, specs: list[SourceSpec] = 
     landed = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))):
         spec = next((s for s in specs if s.claims(path.name)), None)
-        if spec is None and format_of(path):
-            spec = builtin_source(format_of(path))
+        fmt = format_of(path)
+        if spec is None and fmt:
+            spec = builtin_source(fmt)
         problem = None if spec else ("no source reads this file: name it *.jsonl, *.csv or *.parquet (gzip "
                                      "allowed for text), or add a source spec whose files: pattern matches it")
         landed.append(LandedFile(path, spec, problem))

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -278,6 +278,7 @@ def parse_spec(data, path: Path | None = None, builtin: bool = False) -> SourceS
                       dict(defaults), zone, frozenset(drop), path, database)
 
 
+@cache  # one per format: a spec is immutable
 def builtin_source(fmt: str) -> SourceSpec:
     """Files no spec claims: the contract's own field names, read as they are."""
     return parse_spec({"name": "landing", "format": fmt, "files": "*"}, builtin=True)

@@ -93,7 +93,7 @@ _ContractEvent = msgspec.defstruct("ContractEvent", [_fast_type(f) for f in FIEL
 _decode_event = msgspec.json.Decoder(_ContractEvent).decode
 _astuple = msgspec.structs.astuple
 _TIMESTAMPS = tuple(i for i, f in enumerate(FIELDS) if f.kind == "timestamp")
-_EVENT_TIME = FIELD_NAMES.index("event_time")
+EVENT_TIME = FIELD_NAMES.index("event_time")  # position in a row
 
 
 def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple | None:
@@ -111,7 +111,7 @@ def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple 
                 return None
             if ts.tzinfo is None:
                 return None
-    event_time = row[_EVENT_TIME]
+    event_time = row[EVENT_TIME]
     if not landing_hour - max_lateness <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
         return None
     return tuple(row)
