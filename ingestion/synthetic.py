@@ -46,7 +46,13 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("anthropic", "claude-3-5-haiku-20241022", 1100, 0.20, (0.80, 0.08, 1.00, 4.00)),
     Model("google", "gemini-2.0-flash", 700, 0.18, (0.10, 0.025, 0.10, 0.40)),
     Model("google", "gemini-2.5-pro", 4800, 0.50, (1.25, 0.31, 1.25, 10.00), reasoning=True),
+    # a fine-tune served in-house: priced by reference/price_overrides.csv, unknown to the catalog
+    Model("vllm", "acme-llama-3.1-70b-ft", 1500, 0.15, (0.60, 0.60, 0.60, 0.60)),
+    # a model nobody priced: its requests stay unpriced and raise an insight
+    Model("internal", "triage-classifier-v2", 300, 0.30, (0.0, 0.0, 0.0, 0.0)),
 )}
+
+TEAMS = ("platform", "growth", "support-eng", "research")
 
 
 @dataclass(frozen=True)
@@ -80,13 +86,13 @@ class Org:
 
 ORGS: tuple[Org, ...] = (
     Org("org_acme", "America/New_York", 1.0, 180,
-        {"gpt-4o": 0.30, "gpt-4o-mini": 0.45, "claude-sonnet-4-20250514": 0.25},
+        {"gpt-4o": 0.30, "gpt-4o-mini": 0.40, "claude-sonnet-4-20250514": 0.25, "acme-llama-3.1-70b-ft": 0.05},
         {"support-bot": 0.6, "code-review": 0.4}),
     Org("org_globex", "Europe/Berlin", 0.8, 120,
         {"claude-sonnet-4-20250514": 0.4, "claude-3-5-haiku-20241022": 0.4, "gemini-2.0-flash": 0.2},
         {"doc-summarizer": 0.5, "support-bot": 0.5}),
     Org("org_initech", "Asia/Tokyo", 0.6, 90,
-        {"gemini-2.0-flash": 0.5, "gemini-2.5-pro": 0.2, "gpt-4o-mini": 0.3},
+        {"gemini-2.0-flash": 0.5, "gemini-2.5-pro": 0.2, "gpt-4o-mini": 0.28, "triage-classifier-v2": 0.02},
         {"search-rerank": 0.6, "sales-copilot": 0.4}),
     Org("org_umbrella", "America/Los_Angeles", 0.5, 60,
         {"o4-mini": 0.35, "gpt-4o": 0.35, "claude-3-5-haiku-20241022": 0.3},
@@ -214,13 +220,14 @@ def _event(rng: random.Random, org: Org, ts: datetime, user: str, session: str, 
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
         "credits": round(cost * 100, 4),
-        "provider_cost_usd": round(cost, 8) if not failed else 0.0,
+        "provider_cost_usd": None if model.provider in ("vllm", "internal") else round(cost, 8) if not failed else 0.0,
         "latency_ms": round(latency, 1),
         "ttft_ms": round(ttft, 1) if ttft is not None else None,
         "status": "error" if failed else "success",
         "error_code": code,
         "http_status": http,
-        "metadata": {"experiment": "prompt_v2", "variant": variant, "app_version": "2.4.1"},
+        "metadata": {"experiment": "prompt_v2", "variant": variant, "app_version": "2.4.1",
+                     "team": TEAMS[hash_bucket(user + ":team") % len(TEAMS)]},
     }
 
 

@@ -94,6 +94,19 @@ _decode_event = msgspec.json.Decoder(_ContractEvent).decode
 _astuple = msgspec.structs.astuple
 _TIMESTAMPS = tuple(i for i, f in enumerate(FIELDS) if f.kind == "timestamp")
 EVENT_TIME = FIELD_NAMES.index("event_time")  # position in a row
+_TOKEN_NAMES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+_TOKENS = tuple(FIELD_NAMES.index(name) for name in _TOKEN_NAMES)
+
+
+def token_parts_reasons(input_, cached, cache_write, output, reasoning) -> list[str]:
+    """Cache reads and writes are parts of the input tokens, reasoning tokens part of the output:
+    a part larger than its whole would be priced below zero (see the cost marts)."""
+    reasons = []
+    if (cached or 0) + (cache_write or 0) > (input_ or 0):
+        reasons.append("tokens:cache_exceeds_input")
+    if (reasoning or 0) > (output or 0):
+        reasons.append("tokens:reasoning_exceeds_output")
+    return reasons
 
 
 def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple | None:
@@ -113,6 +126,8 @@ def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple 
                 return None
     event_time = row[EVENT_TIME]
     if not landing_hour - max_lateness <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
+        return None
+    if token_parts_reasons(*(row[i] for i in _TOKENS)):
         return None
     return tuple(row)
 
@@ -192,6 +207,8 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
             reasons.append("event_time:in_the_future")
         elif event_time < landing_hour - max_lateness:
             reasons.append("event_time:too_late")
+    if not any(reason.split(":")[0] in _TOKEN_NAMES for reason in reasons):  # one reason per mistake
+        reasons += token_parts_reasons(*(values[name] for name in _TOKEN_NAMES))
     if reasons:
         return Rejected(tuple(reasons))
 

@@ -19,7 +19,9 @@ class Purged:
 # (table, timestamp column, which window applies); raw.usage_events goes by whole day partitions
 RETAINED = (
     ("raw.quarantine", "quarantined_at", "raw"),
+    ("marts.fct_event_costs", "event_hour", "raw"),  # event-level, like the raw events it prices
     ("marts.fct_usage_hourly", "hour_utc", "hourly"),
+    ("marts.fct_cost_hourly", "hour_utc", "hourly"),
 )
 
 

@@ -21,3 +21,21 @@ def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_l
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def materialize_reference(instance, log_level: str = "INFO"):
+    """Load the price catalog and the reference CSVs (reference_data_job); returns the run's result."""
+    return _run_whole("reference_data_job", instance, log_level)
+
+
+def materialize_reports(instance, log_level: str = "INFO"):
+    """Rebuild the month-level reports (reports_job; the sensor does it after each run); returns the result."""
+    return _run_whole("reports_job", instance, log_level)
+
+
+def _run_whole(job_name: str, instance, log_level: str):
+    from orchestration.definitions import defs
+
+    job = defs().resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance, raise_on_error=False,
+                                  run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})

@@ -34,6 +34,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_LANDING_DIR", "data/landing", "landing zone of raw usage-log files (dt=/hour= folders)"),
     Setting("WAREHOUSE_SOURCES_DIR", "sources",
             "folder of source specs (*.yaml) that map logs in other shapes onto the event contract"),
+    Setting("WAREHOUSE_REFERENCE_DIR", "reference",
+            "folder of reference CSVs: price_overrides.csv, orgs.csv (time zones), org_budgets.csv"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
     Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
@@ -69,6 +71,7 @@ class Settings:
     state_dir: Path
     landing_dir: Path
     sources_dir: Path
+    reference_dir: Path
     raw_retention_days: int
     hourly_retention_days: int
     freshness_max_lag_minutes: int
@@ -86,6 +89,7 @@ class Settings:
             state_dir=_relative_to_root(os.environ.get("WAREHOUSE_STATE_DIR", "") or ".warehouse"),
             landing_dir=_relative_to_root(os.environ.get("WAREHOUSE_LANDING_DIR", "") or "data/landing"),
             sources_dir=_relative_to_root(os.environ.get("WAREHOUSE_SOURCES_DIR", "") or "sources"),
+            reference_dir=_relative_to_root(os.environ.get("WAREHOUSE_REFERENCE_DIR", "") or "reference"),
             raw_retention_days=_positive_int("WAREHOUSE_RAW_RETENTION_DAYS", 30),
             hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
             freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),

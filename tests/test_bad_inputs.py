@@ -54,11 +54,13 @@ def test_every_bad_line_is_quarantined_with_its_reason(warehouse, tmp_path):
         line(event_id="naive", event_time="2026-03-07 12:05:00"),       # 9 no time zone
         b"[1, 2, 3]",                                                   # 10 not an object
         line(event_id="extra", team="search", cost_center=42),          # 11 unknown fields: loaded
+        line(event_id="cache", input_tokens=100, cached_input_tokens=80, cache_write_tokens=30),  # 12 parts > whole
+        line(event_id="think", output_tokens=10, reasoning_tokens=11),  # 13 reasoning above output
     ]
     land(tmp_path, "corpus.jsonl", lines)
     batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/corpus.jsonl"]
 
-    assert (batch.read, batch.loaded, batch.duplicate, batch.quarantined) == (11, 2, 0, 9)
+    assert (batch.read, batch.loaded, batch.duplicate, batch.quarantined) == (13, 2, 0, 11)
     assert quarantined(warehouse) == {
         2: ["malformed_json"],
         3: ["input_tokens:not_a_number", "status:not_text"],
@@ -69,6 +71,8 @@ def test_every_bad_line_is_quarantined_with_its_reason(warehouse, tmp_path):
         8: ["org_id:missing", "model:missing"],
         9: ["event_time:timestamp_without_zone"],
         10: ["not_an_object"],
+        12: ["tokens:cache_exceeds_input"],
+        13: ["tokens:reasoning_exceeds_output"],
     }
     raw_text = query(warehouse, "select raw_text from raw.quarantine where line_number = 7")[0][0]
     assert raw_text == '{"event_id": "bytes", "org_id": "\\xc3("}'  # the bad byte shown, not lost

@@ -42,12 +42,36 @@ def test_schedules_sensors_and_jobs(repo):
     assert schedules["hourly_usage_schedule"].job_name == "hourly_usage_job"
     assert schedules["nightly_retention_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["nightly_retention_schedule"].job_name == "retention_job"
-    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor"}
+    assert schedules["nightly_reference_schedule"].job_name == "reference_data_job"
+    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor",
+                                                  "price_restatement_sensor", "reports_after_marts_sensor"}
+    reports = {k.to_user_string() for k in repo.get_job("reports_job").asset_layer.executable_asset_keys}
+    assert reports == {"marts/fct_org_monthly_spend", "marts/fct_top_users_monthly", "marts/fct_top_tags_monthly",
+                       "marts/insights"}
+    assert repo.asset_graph.get(dg.AssetKey(["marts", "insights"])).partitions_def is None
     late = repo.get_job("late_event_refresh_job")
     assert "raw/usage_events" not in {k.to_user_string() for k in late.asset_layer.executable_asset_keys}
     hourly = repo.get_job("hourly_usage_job")
     assert {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys} >= {
-        "raw/usage_events", "marts/fct_usage_hourly", "marts/fct_usage_daily"}
+        "raw/usage_events", "reference/model_matches", "marts/fct_usage_hourly", "marts/fct_usage_daily",
+        "marts/fct_event_costs", "marts/fct_cost_daily_local"}
+    restate = {k.to_user_string() for k in repo.get_job("cost_restatement_job").asset_layer.executable_asset_keys}
+    assert "marts/fct_event_costs" in restate and "marts/fct_usage_hourly" not in restate
+    assert not reports & {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys}
+    assert "raw/usage_events" not in restate
+
+
+def test_cost_marts_read_prices_from_the_reference_group(repo):
+    graph = repo.asset_graph
+
+    def parents(key: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(key.split("/"))).parent_keys}
+
+    assert {"reference/catalog_prices", "reference/price_overrides", "reference/model_matches",
+            "staging/stg_usage__events"} <= parents("staging/int_event_prices")
+    assert "staging/int_event_prices" in parents("marts/fct_event_costs")
+    assert {"marts/fct_cost_daily_local", "reference/org_budgets"} <= parents("marts/fct_org_monthly_spend")
+    assert graph.get(dg.AssetKey(["reference", "catalog_prices"])).partitions_def is None
 
 
 def test_dbt_window_vars_are_the_partition_window():
@@ -58,6 +82,10 @@ def test_dbt_window_vars_are_the_partition_window():
     start, end = datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 6, tzinfo=UTC)
     assert window_vars(start, end) == {"min_date": "2026-03-01T05:00:00+00:00",
                                        "max_date": "2026-03-01T06:00:00+00:00"}
+    # a price restatement refreshes event hours and names its ledger rows
+    assert window_vars(start, end, "prices-7-x") == {
+        "min_date": "2026-03-01T05:00:00+00:00", "max_date": "2026-03-01T06:00:00+00:00",
+        "window_kind": "event", "restatement_id": "prices-7-x"}
 
 
 def test_late_hours_are_grouped_into_contiguous_runs():

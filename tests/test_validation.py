@@ -93,7 +93,11 @@ def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
                                                 "2026-03-07T12:10Z", "2026-03-07 12:10:00+01:00", "20260307T121000Z")]
     edge += [{**GOOD, "input_tokens": 5.0}, {**GOOD, "latency_ms": 7}, {**GOOD, "event_id": 42},
              {**GOOD, "model": ""}, {**GOOD, "metadata": None}, {**GOOD, "http_status": True},
-             {**GOOD, "event_id": "tab\there"}, {**GOOD, "credits": 1e300}, {**GOOD, "team": "unknown field"}]
+             {**GOOD, "event_id": "tab\there"}, {**GOOD, "credits": 1e300}, {**GOOD, "team": "unknown field"},
+             {**GOOD, "input_tokens": 10, "cached_input_tokens": 6, "cache_write_tokens": 5},
+             {**GOOD, "input_tokens": 10, "cached_input_tokens": 6, "cache_write_tokens": 4},
+             {**GOOD, "output_tokens": 3, "reasoning_tokens": 4},
+             {**GOOD, "output_tokens": None, "reasoning_tokens": 1}]
     lines += [json.dumps(record).encode() for record in edge]
     hours = [LANDING + timedelta(hours=h) for h in range(24)]
     paths = {"fast": 0, "detailed": 0}

@@ -1,0 +1,56 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day_utc',
+        indexes=[{'columns': ['day_utc']}],
+    )
+}}
+
+-- depends_on: {{ ref('stg_usage__events') }}
+-- Spend per UTC day, org and metadata tag (the keys listed in the dbt var cost_tag_keys).
+
+with
+
+events as (
+
+    select * from {{ ref('fct_event_costs') }}
+
+),
+
+{% if is_incremental() %}
+affected_days as (
+
+    select distinct (event_hour at time zone 'UTC')::date as day_utc
+    from ({{ affected_event_hours() }}) as hours
+
+),
+{% endif %}
+
+scoped as (
+
+    select events.*
+    from events
+    {% if is_incremental() %}
+    where event_hour >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
+      and event_hour < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        scoped.day_utc,
+        scoped.org_id,
+        tag.key as tag_key,
+        tag.value as tag_value,
+        count(*) as requests,
+        coalesce(sum(scoped.cost_usd), 0) as cost_usd
+    from scoped
+    cross join lateral jsonb_each_text(coalesce(scoped.tags, '{}'::jsonb)) as tag
+    group by 1, 2, 3, 4
+
+)
+
+select * from final

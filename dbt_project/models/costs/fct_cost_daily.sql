@@ -1,0 +1,58 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day_utc',
+        indexes=[{'columns': ['day_utc']}, {'columns': ['org_id', 'day_utc']}],
+    )
+}}
+
+-- depends_on: {{ ref('stg_usage__events') }}
+-- Daily cost by org, team, user, service, provider and model, split by token bucket (UTC days).
+-- fct_cost_daily_local has the same in each org's own time zone.
+
+with
+
+hourly as (
+
+    select * from {{ ref('fct_cost_hourly') }}
+
+),
+
+{% if is_incremental() %}
+affected_days as (
+
+    select distinct (event_hour at time zone 'UTC')::date as day_utc
+    from ({{ affected_event_hours() }}) as hours
+
+),
+{% endif %}
+
+scoped as (
+
+    select hourly.*, (hour_utc at time zone 'UTC')::date as day_utc
+    from hourly
+    {% if is_incremental() %}
+    where hour_utc >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
+      and hour_utc < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        day_utc,
+        org_id,
+        team,
+        user_id,
+        service,
+        provider,
+        model,
+        {{ cost_measures() }}
+    from scoped
+    group by 1, 2, 3, 4, 5, 6, 7
+
+)
+
+select * from final

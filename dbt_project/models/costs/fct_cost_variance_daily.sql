@@ -1,0 +1,63 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day_utc',
+        indexes=[{'columns': ['day_utc']}],
+    )
+}}
+
+-- depends_on: {{ ref('stg_usage__events') }}
+-- Computed cost against the cost the provider reported, per UTC day, provider and model, over the
+-- requests that have both; and how many requests had no price (the pricing coverage metric).
+
+with
+
+hourly as (
+
+    select * from {{ ref('fct_cost_hourly') }}
+
+),
+
+{% if is_incremental() %}
+affected_days as (
+
+    select distinct (event_hour at time zone 'UTC')::date as day_utc
+    from ({{ affected_event_hours() }}) as hours
+
+),
+{% endif %}
+
+scoped as (
+
+    select hourly.*, (hour_utc at time zone 'UTC')::date as day_utc
+    from hourly
+    {% if is_incremental() %}
+    where hour_utc >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
+      and hour_utc < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        day_utc,
+        provider,
+        model,
+        sum(requests) as requests,
+        sum(unpriced_requests) as unpriced_requests,
+        sum(unpriced_requests)::double precision / nullif(sum(requests), 0) as unpriced_share,
+        sum(cost_usd) as computed_cost_usd,
+        sum(compared_requests) as compared_requests,
+        sum(compared_cost_usd) as compared_computed_cost_usd,
+        sum(compared_provider_cost_usd) as compared_provider_cost_usd,
+        sum(compared_cost_usd) - sum(compared_provider_cost_usd) as variance_usd,
+        (sum(compared_cost_usd) - sum(compared_provider_cost_usd))
+            / nullif(sum(compared_provider_cost_usd), 0) as variance_share
+    from scoped
+    group by 1, 2, 3
+
+)
+
+select * from final

@@ -1,0 +1,131 @@
+{{ config(materialized='table', tags=['reports'], meta={'dagster': {'group': 'reports'}}) }}
+
+-- Spend per org and month (in the org's own time zone) against its budget: month to date, burn
+-- rate, a forecast of the month's end, the day the budget is (or, at the current burn rate, will
+-- be) crossed, and the days spend crossed 50, 80 and 100 % of the budget.
+-- The month is observed from the org's first day with usage (the 1st, once history is complete) up
+-- to as_of_day, its latest day with usage capped at month end; the burn rate is the spend per
+-- observed day, and the forecast adds that rate for every day left in the month.
+
+with
+
+daily as (
+
+    select org_id, day_local, date_trunc('month', day_local)::date as month, sum(cost_usd) as cost_usd
+    from {{ ref('fct_cost_daily_local') }}
+    group by 1, 2, 3
+
+),
+
+cumulative as (
+
+    select
+        daily.*,
+        sum(cost_usd) over (partition by org_id, month order by day_local) as month_to_date_usd
+    from daily
+
+),
+
+months as (
+
+    select
+        org_id,
+        month,
+        sum(cost_usd) as month_to_date_usd,
+        ((month + interval '1 month')::date - month) as days_in_month
+    from daily
+    group by org_id, month
+
+),
+
+latest as (
+
+    select org_id, min(day_local) as first_day, max(day_local) as latest_day from daily group by org_id
+
+),
+
+budgets as (
+
+    select
+        months.org_id,
+        months.month,
+        coalesce(own.budget_usd, every_month.budget_usd) as budget_usd
+    from months
+    left join {{ source('reference', 'org_budgets') }} as own
+        on own.org_id = months.org_id and own.month = months.month
+    left join {{ source('reference', 'org_budgets') }} as every_month
+        on every_month.org_id = months.org_id and every_month.month is null
+
+),
+
+crossings as (
+
+    select
+        cumulative.org_id,
+        cumulative.month,
+        min(day_local) filter (where month_to_date_usd >= 0.5 * budgets.budget_usd) as crossed_50_pct_on,
+        min(day_local) filter (where month_to_date_usd >= 0.8 * budgets.budget_usd) as crossed_80_pct_on,
+        min(day_local) filter (where month_to_date_usd >= budgets.budget_usd) as crossed_100_pct_on
+    from cumulative
+    join budgets on budgets.org_id = cumulative.org_id and budgets.month = cumulative.month
+    group by 1, 2
+
+),
+
+observed as (
+
+    select
+        months.*,
+        greatest(latest.first_day, months.month) as observed_from,
+        least(latest.latest_day, (months.month + interval '1 month' - interval '1 day')::date) as as_of_day
+    from months
+    join latest on latest.org_id = months.org_id
+
+),
+
+rates as (
+
+    select
+        observed.*,
+        as_of_day - month + 1 as days_elapsed,
+        as_of_day - observed_from + 1 as days_observed,
+        round(month_to_date_usd / (as_of_day - observed_from + 1), 6) as burn_rate_usd_per_day
+    from observed
+
+),
+
+final as (
+
+    select
+        rates.org_id,
+        rates.month,
+        rates.as_of_day,
+        rates.days_elapsed,
+        rates.days_observed,
+        rates.days_in_month,
+        rates.month_to_date_usd,
+        budgets.budget_usd,
+        rates.burn_rate_usd_per_day,
+        round(rates.month_to_date_usd + rates.burn_rate_usd_per_day * (rates.days_in_month - rates.days_elapsed), 6)
+            as forecast_month_end_usd,
+        round(rates.month_to_date_usd / nullif(budgets.budget_usd, 0), 6) as budget_used_share,
+        case
+            when crossings.crossed_100_pct_on is not null then crossings.crossed_100_pct_on
+            when rates.burn_rate_usd_per_day > 0
+                 and rates.as_of_day + ceil((budgets.budget_usd - rates.month_to_date_usd)
+                                             / rates.burn_rate_usd_per_day)::int
+                     < rates.month + rates.days_in_month
+                then rates.as_of_day + ceil((budgets.budget_usd - rates.month_to_date_usd)
+                                            / rates.burn_rate_usd_per_day)::int
+        end as budget_crossing_day,
+        crossings.crossed_100_pct_on is null as budget_crossing_is_projected,
+        crossings.crossed_50_pct_on,
+        crossings.crossed_80_pct_on,
+        crossings.crossed_100_pct_on
+    from rates
+    left join budgets on budgets.org_id = rates.org_id and budgets.month = rates.month
+    left join crossings on crossings.org_id = rates.org_id and crossings.month = rates.month
+
+)
+
+select * from final
