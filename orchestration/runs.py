@@ -6,6 +6,9 @@ from datetime import datetime
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# every job that runs dbt carries this tag; dagster.yaml lets one such run go at a time, so an hourly
+# run and a price restatement never rebuild the same incremental model at once
+DBT_RUN_TAGS = {"warehouse/dbt": "marts"}
 
 
 def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO"):

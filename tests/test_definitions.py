@@ -94,3 +94,21 @@ def test_late_hours_are_grouped_into_contiguous_runs():
     keys = ["2026-03-02-05:00", "2026-03-01-23:00", "2026-03-02-00:00", "2026-03-02-07:00", "2026-03-02-05:00"]
     assert hour_ranges(keys) == [("2026-03-01-23:00", "2026-03-02-00:00"), ("2026-03-02-05:00", "2026-03-02-05:00"),
                                  ("2026-03-02-07:00", "2026-03-02-07:00")]
+
+
+def test_jobs_that_run_dbt_queue_behind_each_other(repo):
+    import yaml
+
+    from orchestration.defs.dbt import cost_reports, usage_marts
+    from orchestration.runs import DBT_RUN_TAGS
+    from orchestration.settings import PROJECT_ROOT
+
+    dbt_keys = {*usage_marts.keys, *cost_reports.keys}
+    for job in repo.get_all_jobs():
+        if job.name.startswith("__") or not job.asset_layer:
+            continue
+        if set(job.asset_layer.executable_asset_keys) & dbt_keys:
+            assert DBT_RUN_TAGS.items() <= job.tags.items(), job.name
+    [limit] = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["run_coordinator"]["config"][
+        "tag_concurrency_limits"]
+    assert (limit["key"], limit["limit"]) == (*DBT_RUN_TAGS, 1)

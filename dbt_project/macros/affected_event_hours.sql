@@ -13,3 +13,23 @@
       and landing_hour < '{{ var("max_date") }}'::timestamptz
     {%- endif %}
 {%- endmacro %}
+
+{#- The UTC days holding an affected hour (a daily model recomputes whole days). -#}
+{% macro affected_utc_days() -%}
+    select distinct (event_hour at time zone 'UTC')::date as day_utc
+    from ({{ affected_event_hours() }}) as hours
+{%- endmacro %}
+
+{#- A filter on a timestamp column: inside the span of the CTE affected_days. -#}
+{% macro within_affected_days(column) -%}
+    {{ column }} >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
+      and {{ column }} < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+{%- endmacro %}
+
+{#- A filter on events: inside the hours of the CTE affected_hours (the time range first, so the
+    day partitions and BRIN index of the raw events are pruned). -#}
+{% macro within_affected_hours() -%}
+    event_time >= (select min(event_hour) from affected_hours)
+      and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
+      and event_hour in (select event_hour from affected_hours)
+{%- endmacro %}

@@ -6,9 +6,10 @@ from orchestration.defs.dbt import cost_reports
 from orchestration.defs.late_data import late_event_refresh_job
 from orchestration.defs.restatement import cost_restatement_job
 from orchestration.defs.retention import retention_job
+from orchestration.runs import DBT_RUN_TAGS
 
 hourly_usage_job = dg.define_asset_job(
-    "hourly_usage_job",
+    "hourly_usage_job", tags=DBT_RUN_TAGS,
     selection=dg.AssetSelection.groups("ingestion", "transform")
     | dg.AssetSelection.assets(["reference", "model_matches"]),
     description="Load one landing hour, gate it with its suite, and refresh the rollups it touches.",
@@ -25,7 +26,7 @@ nightly_retention_schedule = dg.ScheduleDefinition(
 )
 
 reports_job = dg.define_asset_job(
-    "reports_job", selection=dg.AssetSelection.assets(cost_reports),
+    "reports_job", tags=DBT_RUN_TAGS, selection=dg.AssetSelection.assets(cost_reports),
     description="Rebuild the month-level reports (spend against budget, top users and tags, insights).")
 
 

@@ -8,10 +8,10 @@ from dagster_dbt import build_dbt_asset_selection
 from orchestration.defs.dbt import RESTATEMENT_TAG, usage_marts
 from orchestration.defs.late_data import REASON_TAG, hour_ranges
 from orchestration.defs.reference import CATALOG, FILES
-from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG
 
 cost_restatement_job = dg.define_asset_job(
-    "cost_restatement_job",
+    "cost_restatement_job", tags=DBT_RUN_TAGS,
     selection=build_dbt_asset_selection([usage_marts], dbt_select="fct_event_costs+"),
     description="Reprice the events of the requested event hours and rebuild the cost marts above them "
     "(requested by price_restatement_sensor).",

@@ -21,8 +21,7 @@ events as (
 {% if is_incremental() %}
 affected_days as (
 
-    select distinct (event_hour at time zone 'UTC')::date as day_utc
-    from ({{ affected_event_hours() }}) as hours
+    {{ affected_utc_days() }}
 
 ),
 {% endif %}
@@ -32,8 +31,7 @@ scoped as (
     select events.*
     from events
     {% if is_incremental() %}
-    where event_hour >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
-      and event_hour < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    where {{ within_affected_days('event_hour') }}
     {% endif %}
 
 ),

@@ -22,8 +22,7 @@ hourly as (
 {% if is_incremental() %}
 affected_days as (
 
-    select distinct (event_hour at time zone 'UTC')::date as day_utc
-    from ({{ affected_event_hours() }}) as hours
+    {{ affected_utc_days() }}
 
 ),
 {% endif %}
@@ -33,8 +32,7 @@ scoped as (
     select hourly.*, (hour_utc at time zone 'UTC')::date as day_utc
     from hourly
     {% if is_incremental() %}
-    where hour_utc >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
-      and hour_utc < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    where {{ within_affected_days('hour_utc') }}
     {% endif %}
 
 ),

@@ -39,9 +39,7 @@ scoped as (
     select priced.*
     from priced
     {% if is_incremental() %}
-    where event_time >= (select min(event_hour) from affected_hours)
-      and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
-      and event_hour in (select event_hour from affected_hours)
+    where {{ within_affected_hours() }}
     {% endif %}
 
 ),

@@ -10,6 +10,7 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_usage__events') }}
 -- Requests, tokens, errors and latency per UTC hour, org, service, provider and model.
 -- An incremental run recomputes whole hours: every hour touched by an event that landed in the
 -- run's window (vars min_date/max_date), so a late event refreshes the hour it belongs to.
@@ -25,10 +26,7 @@ events as (
 {% if is_incremental() %}
 affected_hours as (
 
-    select distinct event_hour
-    from events
-    where landing_hour >= '{{ var("min_date") }}'::timestamptz
-      and landing_hour < '{{ var("max_date") }}'::timestamptz
+    {{ affected_event_hours() }}
 
 ),
 {% endif %}
@@ -38,9 +36,7 @@ scoped as (
     select events.*
     from events
     {% if is_incremental() %}
-    where event_time >= (select min(event_hour) from affected_hours)
-      and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
-      and event_hour in (select event_hour from affected_hours)
+    where {{ within_affected_hours() }}
     {% endif %}
 
 ),
