@@ -347,3 +347,39 @@ def test_a_successful_hourly_run_requests_the_reports_rebuild(priced):
     request = reports_after_marts_sensor(context)
     assert request.run_key == f"reports-after-{run.run_id}"
     assert reports_after_marts_sensor.job_name == "reports_job"
+
+
+def dbt_test(dsn: str, *select: str):
+    """`dbt test` of the named tests over all time (the vars' defaults), as a user would run it."""
+    import os
+    import subprocess
+
+    from orchestration.database import dbt_env
+    from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    return subprocess.run([DBT_EXECUTABLE, "test", "--select", *select, "--project-dir", str(DBT_PROJECT_DIR),
+                           "--profiles-dir", str(DBT_PROJECT_DIR)],
+                          env={**os.environ, **dbt_env(dsn)}, capture_output=True, text=True)
+
+
+def test_reconciliation_finds_a_lost_hourly_row_and_accepts_retention(priced):
+    """Runs last in this module: it deletes hourly rows the way retention does."""
+    dsn = priced[0]
+    tests = ("assert_cost_hourly_equals_event_costs", "assert_cost_days_equal_sum_of_hours")
+    assert dbt_test(dsn, *tests).returncode == 0
+
+    [row] = query(dsn, "select * from marts.fct_cost_hourly where unpriced_requests = 0 order by cost_usd desc limit 1")
+    query(dsn, "delete from marts.fct_cost_hourly where hour_utc = %s and org_id = %s and team = %s and user_id = %s"
+               " and service = %s and provider = %s and model = %s returning 1", row[:7])
+    lost = dbt_test(dsn, *tests)
+    assert lost.returncode != 0
+    failed = {name for name in tests if f"FAIL 1 {name}" in lost.stdout or f"Failure in test {name}" in lost.stdout}
+    assert failed == set(tests), lost.stdout[-2000:]  # the hour no longer matches its events nor its day
+
+    placeholders = ", ".join(["%s"] * len(row))
+    query(dsn, f"insert into marts.fct_cost_hourly values ({placeholders}) returning 1", row)
+    assert dbt_test(dsn, *tests).returncode == 0
+    # retention deletes the oldest hours and keeps their days: not a reconciliation failure
+    query(dsn, "delete from marts.fct_cost_hourly where hour_utc < (select min(hour_utc) + interval '30 hours'"
+               " from marts.fct_cost_hourly) returning 1")
+    assert dbt_test(dsn, "assert_cost_days_equal_sum_of_hours").returncode == 0

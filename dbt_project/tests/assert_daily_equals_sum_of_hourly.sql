@@ -1,6 +1,8 @@
 {{ config(meta={"dagster": {"ref": {"name": "fct_usage_daily"}}}) }}
 
--- Reconciliation: every UTC day's requests, errors and tokens equal the sum of its hours.
+-- Reconciliation: every UTC day's requests, errors and tokens equal the sum of its hours, from the
+-- day after the oldest hour kept (retention deletes hours after WAREHOUSE_HOURLY_RETENTION_DAYS but
+-- keeps days).
 with hourly as (
     select (hour_utc at time zone 'UTC')::date as day_utc, org_id,
            sum(requests) as requests, sum(errors) as errors, sum(input_tokens + output_tokens) as tokens
@@ -16,6 +18,7 @@ daily as (
 select *
 from hourly
 full outer join daily using (day_utc, org_id)
-where hourly.requests is distinct from daily.requests
-   or hourly.errors is distinct from daily.errors
-   or hourly.tokens is distinct from daily.tokens
+where day_utc > (select (min(hour_utc) at time zone 'UTC')::date from {{ ref('fct_usage_hourly') }})
+  and (hourly.requests is distinct from daily.requests
+       or hourly.errors is distinct from daily.errors
+       or hourly.tokens is distinct from daily.tokens)
