@@ -148,7 +148,7 @@ def write_reference(cur, folder: Path) -> dict[str, int]:
                     (o.price_id, o.provider, o.model, o.valid_from, o.valid_to, *o.rates, o.note or None))
     cur.executemany("insert into reference.orgs values (%s, %s, %s)", orgs)
     cur.executemany("insert into reference.org_budgets values (%s, %s, %s)", budgets)
-    return {"price overrides": len(overrides), "orgs": len(orgs), "budgets": len(budgets)}
+    return {"price_overrides": len(overrides), "orgs": len(orgs), "org_budgets": len(budgets)}
 
 
 def _rows(path: Path, required: tuple[str, ...]):

@@ -59,8 +59,7 @@ def reference_files(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     context.log.info(f"{folder}: {counts}; {len(restate)} hours of costs to restate")
     for key in FILES:
         yield dg.MaterializeResult(asset_key=key, metadata={
-            "rows": counts[{"price_overrides": "price overrides", "orgs": "orgs",
-                            "org_budgets": "budgets"}[key.path[-1]]],
+            "rows": counts[key.path[-1]],  # the table's name
             "restate_hours": dg.MetadataValue.json(restate if key == FILES[0] else [])})
 
 
