@@ -3,28 +3,26 @@
 -- Reconciliation: in every hour the run refreshed, the hourly cost rollup holds exactly the
 -- requests, unpriced requests and cost of the priced events of that hour, and every gated event
 -- was priced once (no event lost or doubled by the price join).
-with hours as (
+with affected_hours as (
     {{ affected_event_hours() }}
 ),
 gated as (
     select event_hour as hour_utc, org_id, count(*) as requests
     from {{ ref('stg_usage__events') }}
-    where event_time >= (select min(event_hour) from hours)
-      and event_time < (select max(event_hour) + interval '1 hour' from hours)
-      and event_hour in (select event_hour from hours)
+    where {{ within_affected_hours() }}
     group by 1, 2
 ),
 events as (
     select event_hour as hour_utc, org_id, count(*) as requests,
            count(*) filter (where not is_priced) as unpriced, coalesce(sum(cost_usd), 0) as cost_usd
     from {{ ref('fct_event_costs') }}
-    where event_hour in (select event_hour from hours)
+    where event_hour in (select event_hour from affected_hours)
     group by 1, 2
 ),
 rollup as (
     select hour_utc, org_id, sum(requests) as requests, sum(unpriced_requests) as unpriced, sum(cost_usd) as cost_usd
     from {{ ref('fct_cost_hourly') }}
-    where hour_utc in (select event_hour from hours)
+    where hour_utc in (select event_hour from affected_hours)
     group by 1, 2
 )
 select *

@@ -2,23 +2,21 @@
 
 -- Reconciliation: in every hour the run refreshed, the hourly rollup holds exactly the requests,
 -- errors and tokens of the gated events of that hour (a lost row or a doubling join shows here).
-with hours as (
+with affected_hours as (
     {{ affected_event_hours() }}
 ),
 events as (
     select event_hour as hour_utc, org_id, count(*) as requests, count(*) filter (where is_error) as errors,
            sum(input_tokens + output_tokens) as tokens
     from {{ ref('stg_usage__events') }}
-    where event_time >= (select min(event_hour) from hours)
-      and event_time < (select max(event_hour) + interval '1 hour' from hours)
-      and event_hour in (select event_hour from hours)
+    where {{ within_affected_hours() }}
     group by 1, 2
 ),
 rollup as (
     select hour_utc, org_id, sum(requests) as requests, sum(errors) as errors,
            sum(input_tokens + output_tokens) as tokens
     from {{ ref('fct_usage_hourly') }}
-    where hour_utc in (select event_hour from hours)
+    where hour_utc in (select event_hour from affected_hours)
     group by 1, 2
 )
 select *
