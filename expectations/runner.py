@@ -33,6 +33,7 @@ class ExpectationOutcome:
 class SuiteOutcome:
     suite: str
     outcomes: list[ExpectationOutcome]
+    docs_page: Path | None = None  # the Data Docs page of this validation, when docs were built
 
     @property
     def failed_critical(self) -> list[ExpectationOutcome]:
@@ -51,8 +52,12 @@ def load_suite(name: str) -> dict:
     return json.loads((SUITES_DIR / f"{name}.json").read_text())
 
 
-def run_suite(name: str, sqlalchemy_url: str, query: str) -> SuiteOutcome:
-    """Validate the rows `query` returns against suite `name` (expectations/<name>.json)."""
+def run_suite(name: str, sqlalchemy_url: str, query: str, parameters: dict | None = None,
+              docs_dir: Path | None = None) -> SuiteOutcome:
+    """Validate the rows `query` returns against suite `name` (expectations/<name>.json).
+
+    `parameters` fill the suite's {"$PARAMETER": name} values (thresholds that are settings);
+    with `docs_dir`, the validation's Data Docs are written there as HTML (the latest run only)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -62,11 +67,13 @@ def run_suite(name: str, sqlalchemy_url: str, query: str) -> SuiteOutcome:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # add_postgres would refuse a Unix-socket URL; add_sql takes it
         source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
-    asset = source.add_query_asset(name=name, query=query)
+    # GX takes only a query that starts with SELECT; wrapping lets a suite's query use a WITH clause
+    asset = source.add_query_asset(name=name, query=f"select * from ({query}) as checked_rows")
     batch = asset.add_batch_definition_whole_table("batch").get_batch()
-    suite = gx.ExpectationSuite(name=name, expectations=spec["expectations"], meta=spec.get("meta"))
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY",
-                                                  "partial_unexpected_count": SAMPLE_SIZE})
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=spec["expectations"],
+                                                   meta=spec.get("meta")))
+    result = batch.validate(suite, expectation_parameters=parameters or {},
+                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
     severity_by_key = {_key(e["type"], e["kwargs"]): e.get("severity", "critical") for e in spec["expectations"]}
     outcomes = []
     for r in result.results:
@@ -80,7 +87,39 @@ def run_suite(name: str, sqlalchemy_url: str, query: str) -> SuiteOutcome:
             unexpected_count=details.get("unexpected_count"),
             sample=[_plain(v) for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]],
         ))
-    return SuiteOutcome(name, outcomes)
+    docs_page = _build_docs(context, result, docs_dir / name) if docs_dir else None
+    return SuiteOutcome(name, outcomes, docs_page)
+
+
+def _build_docs(context, result, out_dir: Path) -> Path:
+    """Render this validation (and its suite) as Data Docs HTML in out_dir; return the result's page.
+
+    An ephemeral context knows only its own run, so out_dir holds the latest validation of the suite.
+    The pages load their styling from public CDNs; offline they stay readable as plain HTML."""
+    import datetime as dt
+    from urllib.parse import unquote, urlparse
+
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    site = "local_site"  # the ephemeral context's own site points at a throw-away temp folder
+    context.update_data_docs_site(site, {
+        "class_name": "SiteBuilder", "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out_dir.resolve())},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    run_id = RunIdentifier(run_time=dt.datetime.now(dt.UTC))
+    result.meta["run_id"], result.meta["validation_time"] = run_id, run_id.run_time
+    suite_key = ExpectationSuiteIdentifier(name=result.suite_name)
+    key = ValidationResultIdentifier(expectation_suite_identifier=suite_key, run_id=run_id,
+                                     batch_identifier="warehouse")
+    context.validation_results_store.set(key, result)
+    context.build_data_docs(site_names=[site], resource_identifiers=[key, suite_key])
+    url = context.get_docs_sites_urls(resource_identifier=key, site_name=site)[0]["site_url"]
+    return Path(unquote(urlparse(url).path))
 
 
 def _key(expectation: str, kwargs: dict) -> str:

@@ -114,7 +114,16 @@ create table if not exists audit.check_results (
     severity text not null,
     observed jsonb not null,
     run_id text,
-    checked_at timestamptz not null default now()
+    checked_at timestamptz not null default now(),
+    summary text  -- what failed, on which values, and what to do
+);
+
+-- each publication of the marts BI reads (schema marts) from what dbt built (schema build)
+create table if not exists audit.publications (
+    publication_id bigserial primary key,
+    published_at timestamptz not null,  -- every row built before this instant has been published
+    run_id text,
+    copied jsonb not null  -- rows copied per mart
 );
 """
 

@@ -17,11 +17,13 @@ class Purged:
 
 
 # (table, timestamp column, which window applies); raw.usage_events goes by whole day partitions
+# the marts are kept twice: as dbt builds them (schema build) and as BI reads them (schema marts)
 RETAINED = (
     ("raw.quarantine", "quarantined_at", "raw"),
-    ("marts.fct_event_costs", "event_hour", "raw"),  # event-level, like the raw events it prices
-    ("marts.fct_usage_hourly", "hour_utc", "hourly"),
-    ("marts.fct_cost_hourly", "hour_utc", "hourly"),
+    *((f"{schema}.fct_event_costs", "event_hour", "raw") for schema in ("build", "marts")),  # event-level
+    *((f"{schema}.{table}", "hour_utc", "hourly") for schema in ("build", "marts")
+      for table in ("fct_usage_hourly", "fct_cost_hourly", "fct_performance_hourly")),
+    *((f"{schema}.fct_sessions", "started_at", "hourly") for schema in ("build", "marts")),
 )
 
 

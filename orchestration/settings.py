@@ -38,6 +38,14 @@ SETTINGS: tuple[Setting, ...] = (
             "folder of reference CSVs: price_overrides.csv, orgs.csv (time zones), org_budgets.csv"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
+    Setting("WAREHOUSE_MAX_QUARANTINE_SHARE", "0.05",
+            "a loaded file with a larger share of quarantined rows fails its hour's gate (ingestion_ledger suite)"),
+    Setting("WAREHOUSE_MAX_HOURLY_ERROR_RATE", "0.5",
+            "an hourly rollup row with a higher error rate is a WARN of the fct_usage_hourly suite"),
+    Setting("WAREHOUSE_MAX_COST_PER_REQUEST_USD", "50",
+            "a priced request above this is a WARN of the fct_event_costs suite"),
+    Setting("WAREHOUSE_DATA_DOCS_DIR", "(WAREHOUSE_STATE_DIR/data_docs)",
+            "where the Great Expectations Data Docs (HTML) of each suite's latest run are written"),
     Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
             "newest event older than this raises a freshness alert"),
     Setting("WAREHOUSE_ALERT_WEBHOOK_URL", "(unset: alerts go to the log only)",
@@ -64,6 +72,21 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _positive_number(name: str, default: float, at_most: float | None = None) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a number; set it to a positive number "
+                           f"or unset it for the default {default:g}") from None
+    if not value > 0 or (at_most is not None and value > at_most):
+        bound = f"between 0 and {at_most:g}" if at_most is not None else "positive"
+        raise SettingError(f"{name}={raw} must be {bound}; unset it for the default {default:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     dsn: str | None  # None means: start the embedded server
@@ -76,6 +99,10 @@ class Settings:
     hourly_retention_days: int
     freshness_max_lag_minutes: int
     alert_webhook_url: str | None
+    max_quarantine_share: float
+    max_hourly_error_rate: float
+    max_cost_per_request_usd: float
+    data_docs_dir: Path
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,10 +110,11 @@ class Settings:
         if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
             raise SettingError(f"WAREHOUSE_DSN must be a libpq URL starting with postgresql://, got "
                                f"{dsn.split('://')[0]!r}; e.g. postgresql://postgres@127.0.0.1:5432/warehouse")
+        state_dir = _relative_to_root(os.environ.get("WAREHOUSE_STATE_DIR", "") or ".warehouse")
         return cls(
             dsn=dsn,
             dagster_pg_url=os.environ.get("DAGSTER_PG_URL", "").strip() or None,
-            state_dir=_relative_to_root(os.environ.get("WAREHOUSE_STATE_DIR", "") or ".warehouse"),
+            state_dir=state_dir,
             landing_dir=_relative_to_root(os.environ.get("WAREHOUSE_LANDING_DIR", "") or "data/landing"),
             sources_dir=_relative_to_root(os.environ.get("WAREHOUSE_SOURCES_DIR", "") or "sources"),
             reference_dir=_relative_to_root(os.environ.get("WAREHOUSE_REFERENCE_DIR", "") or "reference"),
@@ -94,4 +122,9 @@ class Settings:
             hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
             freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),
             alert_webhook_url=os.environ.get("WAREHOUSE_ALERT_WEBHOOK_URL", "").strip() or None,
+            max_quarantine_share=_positive_number("WAREHOUSE_MAX_QUARANTINE_SHARE", 0.05, at_most=1),
+            max_hourly_error_rate=_positive_number("WAREHOUSE_MAX_HOURLY_ERROR_RATE", 0.5, at_most=1),
+            max_cost_per_request_usd=_positive_number("WAREHOUSE_MAX_COST_PER_REQUEST_USD", 50),
+            data_docs_dir=_relative_to_root(os.environ.get("WAREHOUSE_DATA_DOCS_DIR", "")) if
+            os.environ.get("WAREHOUSE_DATA_DOCS_DIR", "").strip() else state_dir / "data_docs",
         )

@@ -368,8 +368,8 @@ def test_reconciliation_finds_a_lost_hourly_row_and_accepts_retention(priced):
     tests = ("assert_cost_hourly_equals_event_costs", "assert_cost_days_equal_sum_of_hours")
     assert dbt_test(dsn, *tests).returncode == 0
 
-    [row] = query(dsn, "select * from marts.fct_cost_hourly where unpriced_requests = 0 order by cost_usd desc limit 1")
-    query(dsn, "delete from marts.fct_cost_hourly where hour_utc = %s and org_id = %s and team = %s and user_id = %s"
+    [row] = query(dsn, "select * from build.fct_cost_hourly where unpriced_requests = 0 order by cost_usd desc limit 1")
+    query(dsn, "delete from build.fct_cost_hourly where hour_utc = %s and org_id = %s and team = %s and user_id = %s"
                " and service = %s and provider = %s and model = %s returning 1", row[:7])
     lost = dbt_test(dsn, *tests)
     assert lost.returncode != 0
@@ -377,9 +377,9 @@ def test_reconciliation_finds_a_lost_hourly_row_and_accepts_retention(priced):
     assert failed == set(tests), lost.stdout[-2000:]  # the hour no longer matches its events nor its day
 
     placeholders = ", ".join(["%s"] * len(row))
-    query(dsn, f"insert into marts.fct_cost_hourly values ({placeholders}) returning 1", row)
+    query(dsn, f"insert into build.fct_cost_hourly values ({placeholders}) returning 1", row)
     assert dbt_test(dsn, *tests).returncode == 0
     # retention deletes the oldest hours and keeps their days: not a reconciliation failure
-    query(dsn, "delete from marts.fct_cost_hourly where hour_utc < (select min(hour_utc) + interval '30 hours'"
-               " from marts.fct_cost_hourly) returning 1")
+    query(dsn, "delete from build.fct_cost_hourly where hour_utc < (select min(hour_utc) + interval '30 hours'"
+               " from build.fct_cost_hourly) returning 1")
     assert dbt_test(dsn, "assert_cost_days_equal_sum_of_hours").returncode == 0

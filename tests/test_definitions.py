@@ -34,6 +34,31 @@ def test_raw_suite_is_a_blocking_check_and_dbt_tests_are_checks(repo):
     assert "unique_stg_usage__events_event_id" in specs
     assert "assert_daily_equals_sum_of_hourly" in specs  # a singular reconciliation test
     assert "unique_combination_fct_usage_hourly_hour_utc__org_id__service__provider__model" in specs
+    # every suite is a blocking check on its layer; dbt unit tests are checks on the model they test
+    suites = {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys
+              if key.name.endswith("_suite")}
+    assert suites == {"raw_usage_events_suite": "raw/usage_events", "ingestion_ledger_suite": "raw/usage_events",
+                      "stg_usage__events_suite": "staging/stg_usage__events",
+                      "fct_usage_hourly_suite": "marts/fct_usage_hourly",
+                      "fct_event_costs_suite": "marts/fct_event_costs"}
+    assert all(specs[name].blocking for name in suites)
+    units = {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys
+             if (graph.get_check_spec(key).description or "").startswith("dbt unit test")}
+    assert units == {"hourly_rollup_counts_errors_and_sums_tokens_per_hour": "marts/fct_usage_hourly",
+                     "event_price_override_window_then_catalog_time_and_tier": "staging/int_event_prices",
+                     "local_days_follow_the_org_zone_across_a_daylight_saving_change": "marts/fct_cost_daily_local",
+                     "monthly_spend_forecast_and_crossings_by_hand": "marts/fct_org_monthly_spend",
+                     "performance_hour_counts_errors_by_code": "marts/fct_performance_hourly"}
+    assert all(specs[name].blocking for name in units)
+
+
+def test_publication_waits_for_every_mart_of_the_run(repo):
+    graph = repo.asset_graph
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "publication"])).parent_keys}
+    assert parents >= {"marts/fct_usage_hourly", "marts/fct_usage_daily", "marts/fct_event_costs",
+                       "marts/fct_cost_daily_local"}
+    for job in ("hourly_usage_job", "late_event_refresh_job", "cost_restatement_job"):
+        assert dg.AssetKey(["marts", "publication"]) in repo.get_job(job).asset_layer.executable_asset_keys, job
 
 
 def test_schedules_sensors_and_jobs(repo):
@@ -47,7 +72,7 @@ def test_schedules_sensors_and_jobs(repo):
                                                   "price_restatement_sensor", "reports_after_marts_sensor"}
     reports = {k.to_user_string() for k in repo.get_job("reports_job").asset_layer.executable_asset_keys}
     assert reports == {"marts/fct_org_monthly_spend", "marts/fct_top_users_monthly", "marts/fct_top_tags_monthly",
-                       "marts/insights"}
+                       "marts/insights", "marts/fct_weekly_cohorts", "marts/fct_experiment_results"}
     assert repo.asset_graph.get(dg.AssetKey(["marts", "insights"])).partitions_def is None
     late = repo.get_job("late_event_refresh_job")
     assert "raw/usage_events" not in {k.to_user_string() for k in late.asset_layer.executable_asset_keys}

@@ -20,6 +20,35 @@ def test_readme_lists_every_setting_with_its_default():
     assert documented == {s.name for s in SETTINGS}
 
 
+def test_every_suite_and_its_thresholds_are_documented_and_wired():
+    import json
+
+    from orchestration.defs.quality import GATES
+    from orchestration.settings import Settings
+
+    suites = {p.stem for p in (ROOT / "expectations").glob("*.json")}
+    assert suites == {g.suite for g in GATES}  # every suite file runs as a check, and only those
+    for gate in GATES:
+        assert f"| `{gate.suite}` suite | `{gate.asset.to_user_string()}` |" in README
+        spec = json.loads((ROOT / "expectations" / f"{gate.suite}.json").read_text())
+        assert all(e["severity"] in ("critical", "warning") for e in spec["expectations"]), gate.suite
+        wanted = set(re.findall(r'"\$PARAMETER": "(\w+)"', json.dumps(spec)))
+        assert wanted == set(gate.parameters(Settings.from_env())), gate.suite  # each threshold is filled
+        for name in wanted:
+            assert f"| `{name}` |" in README
+
+
+def test_the_raw_suite_expects_exactly_the_contract_columns():
+    import json
+
+    from ingestion.schema import LINEAGE_COLUMNS
+
+    spec = json.loads((ROOT / "expectations" / "raw_usage_events.json").read_text())
+    [columns] = [e["kwargs"]["column_set"] for e in spec["expectations"]
+                 if e["type"] == "expect_table_columns_to_match_set"]
+    assert columns == [f.name for f in FIELDS] + [n for n, _ in LINEAGE_COLUMNS] + ["hours_before_landing"]
+
+
 def test_readme_contract_table_is_the_contract_in_code():
     for f in FIELDS:
         bounds = "" if f.min is None and f.max is None else (
@@ -62,6 +91,13 @@ def test_workspace_points_at_the_definitions_module():
 
 
 def test_readme_source_spec_examples_are_valid_specs():
-    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
-    assert len(blocks) == 2
-    assert [parse_spec(yaml.safe_load(b)).format for b in blocks] == ["csv", "postgres"]
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README, re.S)]
+    specs = [b for b in blocks if "format" in b]
+    assert [parse_spec(s).format for s in specs] == ["csv", "postgres"]
+
+
+def test_readme_funnel_example_is_the_projects_funnel():
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README, re.S)]
+    [example] = [b for b in blocks if "vars" in b]
+    project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    assert example["vars"]["funnels"] == project["vars"]["funnels"]

@@ -24,6 +24,22 @@ def test_a_bad_number_names_its_setting(monkeypatch, value):
         Settings.from_env()
 
 
+@pytest.mark.parametrize("value", ["five percent", "0", "-0.1", "1.5", "nan"])
+def test_a_bad_gate_threshold_names_its_setting(monkeypatch, value):
+    monkeypatch.setenv("WAREHOUSE_MAX_QUARANTINE_SHARE", value)
+    with pytest.raises(SettingError, match="WAREHOUSE_MAX_QUARANTINE_SHARE"):
+        Settings.from_env()
+
+
+def test_gate_thresholds_read_their_settings(monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_MAX_QUARANTINE_SHARE", "0.2")
+    monkeypatch.setenv("WAREHOUSE_MAX_COST_PER_REQUEST_USD", "120")
+    monkeypatch.delenv("WAREHOUSE_MAX_HOURLY_ERROR_RATE", raising=False)
+    settings = Settings.from_env()
+    assert (settings.max_quarantine_share, settings.max_cost_per_request_usd, settings.max_hourly_error_rate) == (
+        0.2, 120.0, 0.5)
+
+
 def test_a_dsn_that_is_not_a_url_names_the_setting(monkeypatch):
     monkeypatch.setenv("WAREHOUSE_DSN", "host=localhost dbname=x")
     with pytest.raises(SettingError, match="WAREHOUSE_DSN must be a libpq URL"):

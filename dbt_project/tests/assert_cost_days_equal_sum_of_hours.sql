@@ -34,14 +34,16 @@ local_daily as (
     from {{ ref('fct_cost_daily_local') }}
     group by 1, 2
 )
-select 'utc' as calendar, *
+select 'utc' as calendar, day, org_id, by_utc_day.requests as hourly_requests, utc_daily.requests as daily_requests,
+       by_utc_day.cost_usd as hourly_cost_usd, utc_daily.cost_usd as daily_cost_usd
 from by_utc_day
 full outer join utc_daily using (day, org_id)
 where day >= (select first_whole_day from kept)
   and (by_utc_day.requests is distinct from utc_daily.requests
        or by_utc_day.cost_usd is distinct from utc_daily.cost_usd)
 union all
-select 'local' as calendar, *
+select 'local' as calendar, day, org_id, by_local_day.requests, local_daily.requests,
+       by_local_day.cost_usd, local_daily.cost_usd
 from by_local_day
 full outer join local_daily using (day, org_id)
 where day >= (select first_whole_day from kept)

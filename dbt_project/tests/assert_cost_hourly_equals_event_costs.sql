@@ -25,7 +25,9 @@ rollup as (
     where hour_utc in (select event_hour from affected_hours)
     group by 1, 2
 )
-select *
+select hour_utc, org_id, gated.requests as gated_requests, events.requests as costed_requests,
+       rollup.requests as rollup_requests, events.unpriced as costed_unpriced, rollup.unpriced as rollup_unpriced,
+       events.cost_usd as event_cost_usd, rollup.cost_usd as rollup_cost_usd
 from gated
 full outer join events using (hour_utc, org_id)
 full outer join rollup using (hour_utc, org_id)

@@ -15,7 +15,9 @@ daily as (
     from {{ ref('fct_usage_daily') }}
     group by 1, 2
 )
-select *
+select day_utc, org_id, hourly.requests as hourly_requests, daily.requests as daily_requests,
+       hourly.errors as hourly_errors, daily.errors as daily_errors,
+       hourly.tokens as hourly_tokens, daily.tokens as daily_tokens
 from hourly
 full outer join daily using (day_utc, org_id)
 where day_utc > (select (min(hour_utc) at time zone 'UTC')::date from {{ ref('fct_usage_hourly') }})

@@ -19,7 +19,10 @@ rollup as (
     where hour_utc in (select event_hour from affected_hours)
     group by 1, 2
 )
-select *
+select hour_utc, org_id,
+       events.requests as event_requests, rollup.requests as rollup_requests,
+       events.errors as event_errors, rollup.errors as rollup_errors,
+       events.tokens as event_tokens, rollup.tokens as rollup_tokens
 from events
 full outer join rollup using (hour_utc, org_id)
 where events.requests is distinct from rollup.requests

@@ -27,7 +27,7 @@ nightly_retention_schedule = dg.ScheduleDefinition(
 
 reports_job = dg.define_asset_job(
     "reports_job", tags=DBT_RUN_TAGS, selection=dg.AssetSelection.assets(cost_reports),
-    description="Rebuild the month-level reports (spend against budget, top users and tags, insights).")
+    description="Rebuild the reports (spend against budget, top users and tags, insights, cohorts, experiments).")
 
 
 @dg.run_status_sensor(

@@ -1,19 +1,35 @@
 """dbt models as Dagster assets: the rollups and marts, incremental on the hourly partition window; the
-reports (tag `reports`: month-level tables rebuilt whole) after every run that changed them."""
+reports (tag `reports`: whole-history tables rebuilt whole) after every run that changed them.
+
+dbt builds the marts in schema `build`; they are published to schema `marts` (what BI reads) only after
+every gate of the run passed (orchestration/publication.py). Every dbt test, generic, singular and
+unit, is a Dagster asset check on the model it tests, and its result is kept in audit.check_results.
+"""
 
 
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+from dagster_dbt.asset_utils import (
+    DAGSTER_DBT_EXCLUDE_METADATA_KEY,
+    DAGSTER_DBT_SELECT_METADATA_KEY,
+    build_dbt_specs,
+    get_asset_check_key_for_test,
+)
 
+from orchestration.check_history import record_check
 from orchestration.dbt_project import prepare_manifest, warehouse_dbt_project
 from orchestration.partitions import hourly_partitions
+from orchestration.publication import BUILD_SCHEMA, PUBLISHED_SCHEMA, marts_in_manifest, publish, restore
 from orchestration.resources import WarehouseResource
 
 RESTATEMENT_TAG = "warehouse/restatement_id"
+SAMPLE_ROWS = 5
 
 
 def window_vars(start: datetime, end: datetime, restatement_id: str | None = None) -> dict[str, str]:
@@ -25,26 +41,165 @@ def window_vars(start: datetime, end: datetime, restatement_id: str | None = Non
     return window
 
 
+class WarehouseTranslator(DagsterDbtTranslator):
+    """A mart's asset key names the schema BI reads it from (marts/<model>), though dbt writes it in build."""
+
+    def get_asset_key(self, dbt_resource_props: dict[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") == "model" and dbt_resource_props.get("schema") == BUILD_SCHEMA:
+            return dg.AssetKey([PUBLISHED_SCHEMA, dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+
+TRANSLATOR = WarehouseTranslator()
 MANIFEST = prepare_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI")))
 
 
-@dbt_assets(
-    manifest=MANIFEST,
-    project=warehouse_dbt_project,
-    exclude="tag:reports",
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),  # a 30-day backfill is one dbt call
-)
+def _unit_test_specs(manifest: dict, asset_keys: set[dg.AssetKey]) -> list[dg.AssetCheckSpec]:
+    """dagster-dbt models generic and singular tests as checks, not unit tests: add those here."""
+    specs = []
+    for unit in manifest.get("unit_tests", {}).values():
+        key = TRANSLATOR.get_asset_key(manifest["nodes"][unit["depends_on"]["nodes"][0]])
+        if key in asset_keys:
+            specs.append(dg.AssetCheckSpec(
+                name=unit["name"], asset=key, blocking=True,
+                description=f"dbt unit test: {unit.get('description') or unit['name']}",
+                metadata={"dagster_dbt/unique_id": unit["unique_id"]}))
+    return specs
+
+
+def warehouse_dbt_assets(*, select: str = "fqn:*", exclude: str = "", name: str,
+                         partitions_def: dg.PartitionsDefinition | None = None):
+    """@dbt_assets, plus a check per dbt unit test on the model it tests."""
+    manifest = json.loads(MANIFEST.read_text())
+    specs, check_specs = build_dbt_specs(translator=TRANSLATOR, manifest=manifest, select=select, exclude=exclude,
+                                         selector="", io_manager_key=None, project=warehouse_dbt_project)
+    check_specs = [*check_specs, *_unit_test_specs(manifest, {s.key for s in specs})]
+    return dg.multi_asset(
+        name=name, specs=specs, check_specs=check_specs, can_subset=True, partitions_def=partitions_def,
+        op_tags={DAGSTER_DBT_SELECT_METADATA_KEY: select,
+                 **({DAGSTER_DBT_EXCLUDE_METADATA_KEY: exclude} if exclude else {})},
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,  # a 30-day backfill is one dbt call
+        allow_arbitrary_check_specs=True,
+    )
+
+
+@warehouse_dbt_assets(exclude="tag:reports", name="usage_marts", partitions_def=hourly_partitions)
 def usage_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_time_window
-    os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
     restatement_id = context.run.tags.get(RESTATEMENT_TAG)
     args = ["build", "--vars", json.dumps(window_vars(window.start, window.end, restatement_id))]
-    yield from dbt.cli(args, context=context).stream()
+    yield from run_dbt(context, dbt, warehouse, args)
 
 
-@dbt_assets(manifest=MANIFEST, project=warehouse_dbt_project, select="tag:reports", name="cost_reports")
+@warehouse_dbt_assets(select="tag:reports", name="cost_reports")
 def cost_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # unpartitioned: one rebuild covers every hour, so a 30-day backfill does not repeat it 720 times
-    os.environ.update(warehouse.dbt_env())
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from run_dbt(context, dbt, warehouse, ["build"])
+    # the reports have dbt tests only, which ran above: publish them at once
+    conn = warehouse.connect()
+    try:
+        copied = publish(conn, marts_in_manifest(MANIFEST, tag="reports"), context.run.run_id)
+    finally:
+        conn.close()
+    context.log.info(f"published {', '.join(f'{k} ({v:,} rows)' for k, v in copied.items())}")
+
+
+def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+            args: list[str]) -> Iterator:
+    """Undo what an earlier, stopped run left in schema build, run dbt, keep every test result."""
+    os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
+    conn = warehouse.connect()
+    try:
+        restored = restore(conn, [m for m in marts_in_manifest(MANIFEST) if m.incremental])
+        if restored:
+            context.log.warning("an earlier run stopped before publishing; put back the published rows of "
+                                + ", ".join(f"{k} ({v:,} rows)" for k, v in restored.items()))
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        yield from invocation.stream()
+        results = invocation.get_artifact("run_results.json")["results"]
+        manifest = invocation.manifest
+        yield from _unit_test_results(context, manifest, results)
+        failures = _record_tests(context, conn, manifest, results)
+    finally:
+        conn.close()
+    if not invocation.is_successful():
+        broken = [r["unique_id"].split(".")[-1] for r in results
+                  if r["status"] == "error" and not r["unique_id"].startswith(("test.", "unit_test."))]
+        raise dg.Failure(description="; ".join(
+            failures + [f"dbt model {name} failed to build (see the dbt log above)" for name in broken])
+            or "dbt failed; see its log above")
+
+
+def _unit_test_results(context, manifest: dict, results: list[dict]) -> Iterator[dg.AssetCheckResult]:
+    selected = set(context.selected_asset_check_keys)
+    for r in results:
+        if not r["unique_id"].startswith("unit_test.") or r["status"] == "skipped":
+            continue
+        unit = manifest["unit_tests"][r["unique_id"]]
+        key = TRANSLATOR.get_asset_key(manifest["nodes"][unit["depends_on"]["nodes"][0]])
+        if dg.AssetCheckKey(key, unit["name"]) in selected:
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=unit["name"], passed=r["status"] == "pass",
+                severity=dg.AssetCheckSeverity.ERROR, description=r.get("message") or None,
+                metadata={"status": r["status"]})
+
+
+def _record_tests(context, conn, manifest: dict, results: list[dict]) -> list[str]:
+    """Write every dbt test's result to audit.check_results; log and return what failed, with samples."""
+    partition = _partition_label(context)
+    failures = []
+    for r in results:
+        uid = r["unique_id"]
+        if not uid.startswith(("test.", "unit_test.")) or r["status"] == "skipped":
+            continue
+        if uid.startswith("unit_test."):
+            node = manifest["unit_tests"][uid]
+            asset = TRANSLATOR.get_asset_key(manifest["nodes"][node["depends_on"]["nodes"][0]])
+            kind = "dbt unit test"
+        else:
+            node = manifest["nodes"][uid]
+            check = get_asset_check_key_for_test(manifest, TRANSLATOR, uid, warehouse_dbt_project)
+            asset = check.asset_key if check else dg.AssetKey(["dbt"])
+            kind = "dbt test"
+        status = r["status"]  # pass | warn | fail | error
+        sample = _sample(conn, node) if status in ("warn", "fail") else []
+        found = f": {r.get('failures')} failing rows, e.g. {sample}" if sample else (
+            f": {r.get('message') or 'actual differs from expected (the diff is in the dbt log above)'}"
+            if status != "pass" else "")
+        summary = f"{kind} {node['name']} on {asset.to_user_string()} {status}{found}"
+        if status in ("fail", "error"):
+            summary += (". To fix: correct the model or its inputs, then rematerialize the partition; the "
+                        "published marts keep their last good data")
+            failures.append(summary)
+            context.log.error(f"{summary} (partition {partition})")
+        elif status == "warn":
+            context.log.warning(f"{summary} (partition {partition})")
+        record_check(conn, check_name=node["name"], asset_key=asset.to_user_string(), partition=partition,
+                     success=status == "pass", severity={"pass": "none", "warn": "warn"}.get(status, "error"),
+                     observed={"kind": kind, "status": status, "failures": r.get("failures"),
+                               "message": r.get("message"), "sample": sample},
+                     run_id=context.run.run_id, summary=summary)
+    return failures
+
+
+def _sample(conn, node: dict) -> list[dict]:
+    """A few failing rows, from the view dbt stores a failing test's rows in (store_failures_as: view)."""
+    if not node.get("relation_name"):
+        return []
+    relation = f'"{node["schema"]}"."{node["alias"]}"'  # relation_name names the database dbt parsed against
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"select * from {relation} limit {SAMPLE_ROWS}")
+            names = [d[0] for d in cur.description]
+            plain = (int, float, str, bool, type(None))
+            return [{k: (v if isinstance(v, plain) else str(v)) for k, v in zip(names, row, strict=True)}
+                    for row in cur.fetchall()]
+    except Exception as exc:  # a sample is a courtesy: never let it hide the failure itself
+        return [f"(no sample: {str(exc).splitlines()[0]})"]
+
+
+def _partition_label(context) -> str | None:
+    if not context.has_partition_key_range:
+        return None
+    keys = context.partition_key_range
+    return keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"

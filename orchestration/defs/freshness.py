@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from orchestration.alerts import Alert, notifiers_from_settings
+from orchestration.check_history import record_check
 from orchestration.defs.ingestion import usage_events
 from orchestration.freshness import measure
 from orchestration.resources import WarehouseResource
@@ -23,8 +24,18 @@ def _measure(warehouse: WarehouseResource):
 
 @dg.asset_check(asset=usage_events, name="raw_usage_events_freshness",
                 description="Newest event is at most WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES old (default 120).")
-def raw_usage_events_freshness(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def raw_usage_events_freshness(context: dg.AssetCheckExecutionContext,
+                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
     freshness = _measure(warehouse)
+    conn = warehouse.connect()
+    try:  # kept with every other check result, for the history on-call reads
+        record_check(conn, check_name="raw_usage_events_freshness", asset_key="raw/usage_events", partition=None,
+                     success=not freshness.is_stale, severity="warn" if freshness.is_stale else "none",
+                     observed={"newest_event": freshness.newest_event,
+                               "lag_minutes": freshness.lag.total_seconds() / 60 if freshness.lag else None},
+                     run_id=context.run.run_id, summary=freshness.describe())
+    finally:
+        conn.close()
     return dg.AssetCheckResult(
         passed=not freshness.is_stale,
         severity=dg.AssetCheckSeverity.WARN,

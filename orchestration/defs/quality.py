@@ -1,74 +1,190 @@
-"""Where data is checked: the raw suite gates every landing hour before dbt reads it."""
+"""Where data is checked: a Great Expectations suite (expectations/*.json) on each layer, run as a blocking
+Dagster asset check on its asset and partition.
 
+critical expectations fail with severity ERROR and stop what is downstream in the run: a failed raw
+suite keeps the hour's rows out of dbt; a failed mart suite keeps the rebuilt rows out of the
+published marts. warning expectations fail with severity WARN: recorded, and the run goes on.
+"""
 
-import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import dagster as dg
 
+from orchestration.check_history import record_check
 from orchestration.database import sqlalchemy_url
-from orchestration.defs.ingestion import usage_events
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
+from orchestration.settings import Settings
 
-RAW_SUITE = "raw_usage_events"
+# rows a mart suite checks: those dbt rebuilt since the last publication (what publishing would copy)
+UNPUBLISHED = "built_at > (select coalesce(max(published_at), '-infinity') from audit.publications)"
 
 
-@dg.asset_check(
-    asset=usage_events,
-    name="raw_usage_events_suite",
-    blocking=True,  # a critical failure stops the dbt models downstream in the same run
-    partitions_def=hourly_partitions,
-    description="Great Expectations suite expectations/raw_usage_events.json on the rows that landed in "
-    "the partition. Critical expectations block the marts; warnings are recorded only.",
+@dataclass(frozen=True)
+class Gate:
+    suite: str  # expectations/<suite>.json
+    asset: dg.AssetKey
+    query: Callable[[datetime, datetime], str]  # the rows to check, for a window of landing hours
+    parameters: Callable[[Settings], dict]  # values of the suite's {"$PARAMETER": ...} thresholds
+    decides_landing_hours: bool  # a raw-level suite: its failure keeps the hours out of staging
+    fix: str  # what to do when it fails
+
+
+def _raw_rows(start: datetime, end: datetime) -> str:
+    return f"""select *, extract(epoch from landing_hour - event_time) / 3600 as hours_before_landing
+               from raw.usage_events
+               where landing_hour >= '{start.isoformat()}' and landing_hour < '{end.isoformat()}'"""
+
+
+SHARE_MIN_ROWS = 100  # files with fewer rows are not judged by their quarantined share
+
+
+def _ledger_rows(start: datetime, end: datetime) -> str:
+    window = f"landing_hour >= '{start.isoformat()}' and landing_hour < '{end.isoformat()}'"
+    return f"""with batches as (select * from raw.ingestion_batches where {window} and status = 'loaded'),
+               loaded as (select batch_id, count(*) as n from raw.usage_events where {window} group by 1),
+               quarantined as (select batch_id, count(*) as n from raw.quarantine
+                               where batch_id in (select batch_id from batches) group by 1)
+               select b.source, b.file, b.rows_read,
+                      b.rows_read - b.rows_loaded - b.rows_duplicate - b.rows_quarantined as unaccounted_rows,
+                      b.rows_loaded - coalesce(l.n, 0) as loaded_rows_not_in_raw,
+                      b.rows_quarantined - coalesce(q.n, 0) as quarantined_rows_not_in_quarantine,
+                      case when b.rows_read >= {SHARE_MIN_ROWS}  -- a few bad rows of a tiny file are no signal
+                           then b.rows_quarantined::float8 / b.rows_read end as quarantine_share
+               from batches as b left join loaded as l using (batch_id) left join quarantined as q using (batch_id)"""
+
+
+def _staged_rows(start: datetime, end: datetime) -> str:
+    return f"""select event_id, org_id, event_hour, latency_ms,
+                      event_hour = date_trunc('hour', event_time, 'UTC') as hour_matches_event_time,
+                      is_error = (status = 'error') as error_matches_status,
+                      input_tokens - cached_input_tokens - cache_write_tokens as uncached_input_tokens,
+                      output_tokens - reasoning_tokens as non_reasoning_output_tokens
+               from staging.stg_usage__events
+               where landing_hour >= '{start.isoformat()}' and landing_hour < '{end.isoformat()}'"""
+
+
+def _hourly_rows(start: datetime, end: datetime) -> str:
+    return f"""select hour_utc, org_id, service, provider, model, requests,
+                      requests - successes - errors as unbalanced_requests,
+                      latency_ms_sum / nullif(latency_ms_count, 0) as mean_latency_ms,
+                      input_tokens - cached_input_tokens - cache_write_tokens as uncached_input_tokens,
+                      errors::float8 / nullif(requests, 0) as error_rate
+               from build.fct_usage_hourly where {UNPUBLISHED}"""
+
+
+def _event_cost_rows(start: datetime, end: datetime) -> str:
+    return f"""select event_id, org_id, cost_usd,
+                      cost_usd - (cost_request_usd + cost_input_usd + cost_cache_read_usd + cost_cache_write_usd
+                                  + cost_output_usd + cost_reasoning_usd) as cost_parts_gap_usd,
+                      is_priced <> (cost_usd is not null) as cost_does_not_match_priced
+               from build.fct_event_costs where {UNPUBLISHED}"""
+
+
+def _lateness_hours(settings: Settings) -> dict:
+    from ingestion.validation import MAX_LATENESS
+
+    return {"max_hours_before_landing": min(MAX_LATENESS.days, settings.raw_retention_days) * 24}
+
+
+RERUN = "then rematerialize the partition (files already loaded are skipped)"
+GATES = (
+    Gate("raw_usage_events", dg.AssetKey(["raw", "usage_events"]), _raw_rows, _lateness_hours, True,
+         "fix the source rows or the loader, or the expectation in expectations/raw_usage_events.json; "
+         f"{RERUN}; the hour's rows stay out of the marts until then"),
+    Gate("ingestion_ledger", dg.AssetKey(["raw", "usage_events"]), _ledger_rows,
+         lambda s: {"max_quarantine_share": s.max_quarantine_share}, True,
+         "for a quarantine share over WAREHOUSE_MAX_QUARANTINE_SHARE, read the reasons in raw.quarantine for "
+         "these files and fix the source (or its spec in WAREHOUSE_SOURCES_DIR), or raise the setting; for rows "
+         "missing or extra, compare raw.ingestion_batches with raw.usage_events and raw.quarantine by batch_id "
+         f"(a loader bug); {RERUN}"),
+    Gate("stg_usage__events", dg.AssetKey(["staging", "stg_usage__events"]), _staged_rows, lambda s: {}, False,
+         "fix dbt_project/models/staging/stg_usage__events.sql or the raw rows; the published marts keep "
+         f"their last good data; {RERUN}"),
+    Gate("fct_usage_hourly", dg.AssetKey(["marts", "fct_usage_hourly"]), _hourly_rows,
+         lambda s: {"max_hourly_error_rate": s.max_hourly_error_rate}, False,
+         "fix the rollup model (dbt_project/models/marts/fct_usage_hourly.sql) or its inputs; the published "
+         f"marts keep their last good data; {RERUN}"),
+    Gate("fct_event_costs", dg.AssetKey(["marts", "fct_event_costs"]), _event_cost_rows,
+         lambda s: {"max_cost_per_request_usd": s.max_cost_per_request_usd}, False,
+         "look for a duplicate row in reference.catalog_prices, reference.model_matches or "
+         "reference/price_overrides.csv (a doubled price join), or a wrong price; the published marts keep "
+         f"their last good data; {RERUN}"),
 )
-def raw_usage_events_suite(context: dg.AssetCheckExecutionContext,
-                           warehouse: WarehouseResource) -> dg.AssetCheckResult:
+
+
+def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     from expectations.runner import run_suite
 
     window = context.partition_time_window
-    dsn = warehouse.get_dsn()
-    query = (f"select * from raw.usage_events where landing_hour >= '{window.start.isoformat()}' "
-             f"and landing_hour < '{window.end.isoformat()}'")
-    outcome = run_suite(RAW_SUITE, sqlalchemy_url(dsn), query)
+    settings = warehouse.settings
+    outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
+                        parameters=gate.parameters(settings), docs_dir=settings.data_docs_dir)
     partition = _partition_label(context)
     failed = outcome.failed_critical + outcome.failed_warning
     for o in outcome.failed_critical:
-        context.log.error(f"{RAW_SUITE} failed on partition {partition}: {o.describe()}. Fix the source rows "
-                          "(or the expectation in expectations/raw_usage_events.json) and rematerialize "
-                          "this partition; its rows stay out of the marts until then.")
+        context.log.error(f"{gate.suite} failed on partition {partition}: {o.describe()}. To fix: {gate.fix}.")
     for o in outcome.failed_warning:
-        context.log.warning(f"{RAW_SUITE} warning on partition {partition}: {o.describe()}")
+        context.log.warning(f"{gate.suite} warning on partition {partition}: {o.describe()}")
+    severity = "error" if outcome.failed_critical else ("warn" if failed else "none")
+    summary = "; ".join(o.describe() for o in failed) or f"all {len(outcome.outcomes)} expectations passed"
+    if outcome.failed_critical:
+        summary += f". To fix: {gate.fix}"
 
     conn = warehouse.connect()
     try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select count(*) from raw.usage_events where landing_hour >= %s and landing_hour < %s",
-                        (window.start, window.end))
-            rows = cur.fetchone()[0]
-            cur.execute("""update raw.landing_hours set gate_status = %s, checked_at = now(), run_id = %s
-                           where landing_hour >= %s and landing_hour < %s""",
-                        ("passed" if outcome.passed else "failed", context.run.run_id, window.start, window.end))
-            cur.execute("""insert into audit.check_results (check_name, asset_key, partition_key, success,
-                               severity, observed, run_id) values (%s, %s, %s, %s, %s, %s, %s)""",
-                        (RAW_SUITE, "raw/usage_events", partition, not failed,
-                         "error" if outcome.failed_critical else ("warn" if failed else "none"),
-                         json.dumps({"rows": rows, "failed": [o.describe() for o in failed]}),
-                         context.run.run_id))
+        if gate.decides_landing_hours:
+            _set_landing_gate(conn, window, passed=outcome.passed, run_id=context.run.run_id)
+        record_check(conn, check_name=f"{gate.suite}_suite", asset_key=gate.asset.to_user_string(),
+                     partition=partition, success=not failed, severity=severity,
+                     observed={"expectations": len(outcome.outcomes), "failed": [o.__dict__ for o in failed],
+                               "docs": str(outcome.docs_page) if outcome.docs_page else None},
+                     run_id=context.run.run_id, summary=summary)
     finally:
         conn.close()
 
+    metadata = {
+        "expectations": dg.MetadataValue.int(len(outcome.outcomes)),
+        "failed_critical": dg.MetadataValue.int(len(outcome.failed_critical)),
+        "failed_warning": dg.MetadataValue.int(len(outcome.failed_warning)),
+        "failures": dg.MetadataValue.json([o.__dict__ for o in failed]),
+    }
+    if outcome.docs_page:
+        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.docs_page))
     return dg.AssetCheckResult(
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if outcome.failed_critical else dg.AssetCheckSeverity.WARN,
-        description=("; ".join(o.describe() for o in failed) or f"all {len(outcome.outcomes)} expectations passed"),
-        metadata={
-            "rows": dg.MetadataValue.int(rows),
-            "expectations": dg.MetadataValue.int(len(outcome.outcomes)),
-            "failed_critical": dg.MetadataValue.int(len(outcome.failed_critical)),
-            "failed_warning": dg.MetadataValue.int(len(outcome.failed_warning)),
-            "failures": dg.MetadataValue.json([o.__dict__ for o in failed]),
-        },
-    )
+        description=f"partition {partition}: {summary}", metadata=metadata)
+
+
+def _set_landing_gate(conn, window, passed: bool, run_id: str) -> None:
+    """Raw-level suites decide together: within one run, one failure keeps the hours failed."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""update raw.landing_hours
+                       set gate_status = case when not %(passed)s then 'failed'
+                                              when run_id = %(run)s and gate_status = 'failed' then 'failed'
+                                              else 'passed' end,
+                           checked_at = now(), run_id = %(run)s
+                       where landing_hour >= %(start)s and landing_hour < %(end)s""",
+                    {"passed": passed, "run": run_id, "start": window.start, "end": window.end})
+
+
+def _gate_check(gate: Gate) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=gate.asset, name=f"{gate.suite}_suite", blocking=True, partitions_def=hourly_partitions,
+        description=f"Great Expectations suite expectations/{gate.suite}.json. Critical expectations fail with "
+        "ERROR and stop what is downstream in the run; warnings are recorded only.")
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return run_gate(gate, context, warehouse)
+
+    return _check
+
+
+# one module-level name per check, so the code location finds them
+(raw_usage_events_suite, ingestion_ledger_suite, stg_usage__events_suite, fct_usage_hourly_suite,
+ fct_event_costs_suite) = (_gate_check(gate) for gate in GATES)
 
 
 def _partition_label(context) -> str:

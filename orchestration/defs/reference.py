@@ -107,12 +107,12 @@ def model_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 def restatement_hours(conn) -> list[str]:
     """Hourly partition keys of costed events whose price is not the one the current prices give."""
     with conn, conn.cursor() as cur:
-        cur.execute("select to_regclass('marts.fct_event_costs') is not null"
+        cur.execute("select to_regclass('build.fct_event_costs') is not null"
                     " and to_regclass('staging.int_event_prices') is not null")
         if not cur.fetchone()[0]:
             return []
         cur.execute("""select distinct to_char(c.event_hour at time zone 'UTC', 'YYYY-MM-DD-HH24:00')
-                       from marts.fct_event_costs c
+                       from build.fct_event_costs c
                        join staging.int_event_prices p on p.event_id = c.event_id
                        where p.price_id is distinct from c.price_id
                        order by 1""")

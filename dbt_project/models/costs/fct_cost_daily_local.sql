@@ -95,4 +95,7 @@ final as (
 
 )
 
-select * from final
+select
+    final.*,
+    now() as built_at  -- publication copies the rows built since it last ran
+from final

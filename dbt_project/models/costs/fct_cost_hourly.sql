@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='hour_utc',
-        indexes=[{'columns': ['hour_utc']}, {'columns': ['org_id', 'hour_utc']}],
+        indexes=[{'columns': ['hour_utc']}, {'columns': ['org_id', 'hour_utc']}, {'columns': ['built_at']}],
     )
 }}
 
@@ -81,4 +81,7 @@ final as (
 
 )
 
-select * from final
+select
+    final.*,
+    now() as built_at  -- publication copies the rows built since it last ran
+from final

@@ -5,6 +5,7 @@
         unique_key='event_hour',
         indexes=[
             {'columns': ['event_hour']},
+            {'columns': ['built_at']},
             {'columns': ['price_id']},
         ],
         pre_hook="{{ cost_ledger_before() }}",
@@ -117,4 +118,7 @@ final as (
 
 )
 
-select * from final
+select
+    final.*,
+    now() as built_at  -- publication copies the rows built since it last ran
+from final

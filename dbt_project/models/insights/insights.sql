@@ -1,4 +1,4 @@
-{{ config(materialized='table', schema='marts', tags=['reports'], meta={'dagster': {'group': 'reports'}}) }}
+{{ config(materialized='table', schema='build', tags=['reports'], meta={'dagster': {'group': 'reports'}}) }}
 
 -- Things someone should act on, one row per day, org and finding, with a deterministic id (a rerun
 -- never duplicates one) and a status that carries across days: new, or ongoing when the same

@@ -5,6 +5,7 @@
         unique_key='hour_utc',
         indexes=[
             {'columns': ['hour_utc']},
+            {'columns': ['built_at']},
             {'columns': ['org_id', 'hour_utc']},
         ],
     )
@@ -79,4 +80,7 @@ final as (
 
 )
 
-select * from final
+select
+    final.*,
+    now() as built_at  -- publication copies the rows built since it last ran
+from final

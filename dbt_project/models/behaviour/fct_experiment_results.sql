@@ -1,0 +1,124 @@
+{{ config(materialized='table', tags=['reports'], meta={'dagster': {'group': 'reports'}}) }}
+
+-- Experiments and variants named in event metadata (vars experiment_key, variant_key): requests,
+-- users, error rate, cost per request and p95 latency per variant; each variant against the control
+-- (var control_variant) with two-sided p-values (error rate: two-proportion z-test; cost per request:
+-- Welch's test, normal approximation); and a sample-ratio-mismatch check of users per variant against
+-- an equal split (chi-square). Covers the events still held at event level (the raw window).
+
+with
+
+events as (
+
+    select
+        events.event_id,
+        events.user_id,
+        events.event_time,
+        events.is_error,
+        events.latency_ms,
+        events.metadata ->> '{{ var("experiment_key") }}' as experiment,
+        events.metadata ->> '{{ var("variant_key") }}' as variant,
+        costs.cost_usd
+    from {{ ref('stg_usage__events') }} as events
+    left join {{ ref('fct_event_costs') }} as costs on costs.event_id = events.event_id
+    where events.metadata ->> '{{ var("experiment_key") }}' is not null
+      and events.metadata ->> '{{ var("variant_key") }}' is not null
+
+),
+
+variants as (
+
+    select
+        experiment,
+        variant,
+        min(event_time) as first_seen_at,
+        max(event_time) as last_seen_at,
+        count(distinct user_id) as users,
+        count(*) as requests,
+        count(*) filter (where is_error) as errors,
+        count(*) filter (where is_error)::double precision / count(*) as error_rate,
+        count(cost_usd) as priced_requests,
+        sum(cost_usd) as cost_usd,
+        avg(cost_usd)::double precision as cost_per_request,
+        var_samp(cost_usd)::double precision as cost_per_request_variance,
+        percentile_cont(0.95) within group (order by latency_ms) as latency_p95_ms
+    from events
+    group by 1, 2
+
+),
+
+sample_ratio as (
+
+    select
+        experiment,
+        srm_chi_square,
+        case when variant_count > 1 then marts.chi_square_p_value(srm_chi_square, (variant_count - 1)::int) end
+            as srm_p_value
+    from (
+    select
+        experiment,
+        count(*) as variant_count,
+        sum((users - expected) ^ 2 / expected) as srm_chi_square
+    from (
+        select experiment, users, sum(users) over (partition by experiment)::double precision
+                                  / count(*) over (partition by experiment) as expected
+        from variants
+    ) as split
+    group by 1
+    ) as tested
+
+),
+
+compared as (
+
+    select
+        variants.*,
+        variants.variant = '{{ var("control_variant") }}' as is_control,
+        variants.error_rate - control.error_rate as error_rate_diff,
+        sqrt(pooled.rate * (1 - pooled.rate) * (1.0 / variants.requests + 1.0 / control.requests))
+            as error_rate_se,
+        variants.cost_per_request - control.cost_per_request as cost_per_request_diff,
+        sqrt(variants.cost_per_request_variance / nullif(variants.priced_requests, 0)
+             + control.cost_per_request_variance / nullif(control.priced_requests, 0)) as cost_per_request_se
+    from variants
+    left join variants as control
+        on control.experiment = variants.experiment
+       and control.variant = '{{ var("control_variant") }}'
+       and variants.variant <> '{{ var("control_variant") }}'
+    left join lateral (
+        select (variants.errors + control.errors)::double precision / (variants.requests + control.requests) as rate
+    ) as pooled on true
+
+),
+
+final as (
+
+    select
+        compared.experiment,
+        compared.variant,
+        compared.is_control,
+        compared.first_seen_at,
+        compared.last_seen_at,
+        compared.users,
+        compared.requests,
+        compared.errors,
+        compared.error_rate,
+        compared.priced_requests,
+        compared.cost_usd,
+        compared.cost_per_request,
+        compared.latency_p95_ms,
+        compared.error_rate_diff,
+        2 * (1 - marts.normal_cdf(abs(compared.error_rate_diff) / nullif(compared.error_rate_se, 0)))
+            as error_rate_p_value,
+        compared.cost_per_request_diff,
+        2 * (1 - marts.normal_cdf(abs(compared.cost_per_request_diff) / nullif(compared.cost_per_request_se, 0)))
+            as cost_per_request_p_value,
+        sample_ratio.srm_chi_square,
+        sample_ratio.srm_p_value,
+        sample_ratio.srm_p_value < {{ var("srm_p_value") }} as sample_ratio_mismatch
+    from compared
+    join sample_ratio using (experiment)
+
+)
+
+select * from final

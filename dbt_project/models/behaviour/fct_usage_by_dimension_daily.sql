@@ -1,0 +1,90 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day_utc',
+        indexes=[{'columns': ['day_utc']}, {'columns': ['org_id', 'dimension', 'day_utc']}, {'columns': ['built_at']}],
+    )
+}}
+
+-- depends_on: {{ ref('stg_usage__events') }}
+-- Usage per UTC day, org and value of each dimension: event type, tool, action, and each metadata
+-- key declared in the dbt var usage_metadata_keys. One row per (dimension, value); events without a
+-- value count under '(none)'. Recomputes whole days, like the daily rollups.
+
+with
+
+{% if is_incremental() %}
+affected_hours as (
+
+    {{ affected_event_hours() }}
+
+),
+
+affected_days as (
+
+    {{ affected_utc_days() }}
+
+),
+{% endif %}
+
+events as (
+
+    select
+        (event_hour at time zone 'UTC')::date as day_utc,
+        org_id,
+        user_id,
+        session_id,
+        is_error,
+        input_tokens + output_tokens as tokens,
+        event_type,
+        tool,
+        action,
+        metadata
+    from {{ ref('stg_usage__events') }}
+    {% if is_incremental() %}
+    where {{ within_affected_days('event_time') }}
+      and (event_hour at time zone 'UTC')::date in (select day_utc from affected_days)
+    {% endif %}
+
+),
+
+by_dimension as (
+
+    select day_utc, org_id, user_id, session_id, is_error, tokens, 'event_type' as dimension, event_type as value
+    from events
+    union all
+    select day_utc, org_id, user_id, session_id, is_error, tokens, 'tool', tool
+    from events
+    union all
+    select day_utc, org_id, user_id, session_id, is_error, tokens, 'action', action
+    from events
+    {% for key in var('usage_metadata_keys') %}
+    union all
+    select day_utc, org_id, user_id, session_id, is_error, tokens, 'metadata.{{ key }}', metadata ->> '{{ key }}'
+    from events
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        day_utc,
+        org_id,
+        dimension,
+        coalesce(nullif(value, ''), '(none)') as value,
+        count(*) as requests,
+        count(distinct user_id) as users,
+        count(distinct session_id) as sessions,
+        count(*) filter (where is_error) as errors,
+        sum(tokens) as tokens
+    from by_dimension
+    group by 1, 2, 3, 4
+
+)
+
+select
+    final.*,
+    now() as built_at  -- publication copies the rows built since it last ran
+from final

@@ -1,0 +1,140 @@
+"""Where data leaves for BI: write, audit, publish.
+
+dbt builds every mart in schema `build` (write); the dbt tests and the Great Expectations suites check
+it there (audit); only when every gate of the run has passed does `publish` copy the rows the run
+rebuilt into schema `marts`, which BI reads, in one transaction (publish). A failed gate skips the
+publication, so `marts` keeps the last good data, whole. Before the next dbt run, `restore` puts back
+into `build` what a failed run changed, so nothing unchecked feeds a later run's rollups.
+
+Rows are found by the `built_at` column every mart carries: a row built after the last publication
+belongs to the current run (dbt runs one at a time, see DBT_RUN_TAGS). An incremental mart is copied
+key by key (its dbt unique_key: every row of an hour or a day is rebuilt together); a table rebuilt
+whole (the reports) is replaced whole.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_SCHEMA = "build"
+PUBLISHED_SCHEMA = "marts"
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str
+    keys: tuple[str, ...]  # dbt unique_key of an incremental mart; empty for a table rebuilt whole
+
+    @property
+    def incremental(self) -> bool:
+        return bool(self.keys)
+
+
+def marts_in_manifest(manifest_path: Path, tag: str | None = None) -> list[Mart]:
+    """The dbt models built in schema build (optionally only those with `tag`), in name order."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    marts = []
+    for node in manifest["nodes"].values():
+        config = node.get("config", {})
+        if node["resource_type"] != "model" or node["schema"] != BUILD_SCHEMA:
+            continue
+        if tag is not None and tag not in node.get("tags", []):
+            continue
+        key = config.get("unique_key") if config.get("materialized") == "incremental" else None
+        keys = tuple([key] if isinstance(key, str) else key or [])
+        marts.append(Mart(node["alias"] or node["name"], keys))
+    return sorted(marts, key=lambda m: m.name)
+
+
+def last_publication(cur) -> object:
+    cur.execute("select coalesce(max(published_at), '-infinity') from audit.publications")
+    return cur.fetchone()[0]
+
+
+def publish(conn, marts: list[Mart], run_id: str | None) -> dict[str, int]:
+    """Copy what was built since the last publication into schema marts, all marts in one transaction.
+    Returns the rows copied per mart."""
+    copied = {}
+    with conn, conn.cursor() as cur:
+        cur.execute("lock table audit.publications in share row exclusive mode")  # one publication at a time
+        cur.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+        cur.execute("select clock_timestamp()")
+        now = cur.fetchone()[0]
+        since = last_publication(cur)
+        for mart in marts:
+            if not _exists(cur, BUILD_SCHEMA, mart.name):
+                continue
+            copied[mart.name] = _copy(cur, mart, BUILD_SCHEMA, PUBLISHED_SCHEMA, since)
+        cur.execute("insert into audit.publications (published_at, run_id, copied) values (%s, %s, %s)",
+                    (now, run_id, json.dumps(copied)))
+    return copied
+
+
+def restore(conn, marts: list[Mart]) -> dict[str, int]:
+    """Undo in schema build what runs changed since the last publication (a run stopped by a gate),
+    by copying those keys back from schema marts. Returns the keys' rows put back per mart."""
+    restored = {}
+    with conn, conn.cursor() as cur:
+        cur.execute("lock table audit.publications in share row exclusive mode")
+        since = last_publication(cur)
+        for mart in marts:
+            if mart.incremental and _exists(cur, BUILD_SCHEMA, mart.name):
+                rows = _copy(cur, mart, PUBLISHED_SCHEMA, BUILD_SCHEMA, since)
+                if rows:
+                    restored[mart.name] = rows
+        if _exists(cur, "audit", "cost_restatements"):  # a stopped restatement changed nothing BI sees
+            cur.execute("delete from audit.cost_restatements where restated_at > %s", (since,))
+    return restored
+
+
+def _copy(cur, mart: Mart, source: str, target: str, since) -> int:
+    """Make target.<mart> equal source.<mart> for the keys of the rows built in schema build after
+    `since`: build -> marts publishes, marts -> build restores. A mart without keys, a new one, one
+    whose columns changed or one rebuilt whole is copied whole. Returns the rows written."""
+    publishing = source == BUILD_SCHEMA
+    src, dst, changed_in = f"{source}.{mart.name}", f"{target}.{mart.name}", f"{BUILD_SCHEMA}.{mart.name}"
+    whole = not mart.incremental
+    if not publishing and not _exists(cur, source, mart.name):
+        # restoring a mart never published: a stopped run's rows have nothing to go back to
+        cur.execute(f"delete from {dst} where built_at > %s", (since,))
+        return cur.rowcount
+    if not _exists(cur, target, mart.name):
+        cur.execute(f"create table {dst} (like {src} including all)")
+        whole = True
+    elif _columns(cur, source, mart.name) != _columns(cur, target, mart.name):
+        if not publishing:
+            return 0  # the model changed shape; the next publication replaces the mart whole
+        cur.execute(f"drop table {dst}")
+        cur.execute(f"create table {dst} (like {src} including all)")
+        whole = True
+    if whole or (publishing and _rebuilt_whole(cur, src, since)):
+        cur.execute(f"delete from {dst}")
+        cur.execute(f"insert into {dst} select * from {src}")
+        return cur.rowcount
+    keys = ", ".join(mart.keys)
+    cur.execute("drop table if exists pg_temp.changed_keys")
+    cur.execute(f"create temp table changed_keys on commit drop as "
+                f"select distinct {keys} from {changed_in} where built_at > %s", (since,))
+    match = " and ".join(f"t.{k} = c.{k}" for k in mart.keys)
+    cur.execute(f"delete from {dst} as t using changed_keys as c where {match}")
+    cur.execute(f"insert into {dst} select t.* from {src} as t join changed_keys as c on {match}")
+    return cur.rowcount
+
+
+def _rebuilt_whole(cur, table: str, since) -> bool:
+    """Every row built since the last publication: a full refresh, after which keys may have gone."""
+    cur.execute(f"select min(built_at) > %s from {table}", (since,))
+    return bool(cur.fetchone()[0])
+
+
+def _exists(cur, schema: str, table: str) -> bool:
+    cur.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",))
+    return cur.fetchone()[0]
+
+
+def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:
+    cur.execute("""select column_name, data_type from information_schema.columns
+                   where table_schema = %s and table_name = %s order by ordinal_position""", (schema, table))
+    return cur.fetchall()

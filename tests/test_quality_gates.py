@@ -1,0 +1,337 @@
+"""Each gate, fed its own defect: the run stops at the right step, the published marts (what BI reads)
+do not change by a byte, and audit.check_results says why. A WARN lets the run through, recorded.
+
+One day of generated logs is loaded and published once; each test then lands a new hour, plants its
+defect (in the rows, in a reference table, or as a trigger that corrupts what dbt writes), runs that
+hour, and removes the defect again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from ingestion.loader import load_hour
+from ingestion.synthetic import Defects, generate, landing_path
+from orchestration.runs import materialize_reference
+from tests.conftest import query, run_hours
+
+pytestmark = pytest.mark.db
+
+START = datetime(2026, 5, 4, tzinfo=UTC)
+NEXT_HOUR = iter(START + timedelta(days=1, hours=h) for h in range(100))  # one fresh hour per test
+
+
+@pytest.fixture(scope="module")
+def published(server_dsn, dbt_manifest, tmp_path_factory):
+    from tests.conftest import TEST_DATABASE, fresh_database
+
+    mp = pytest.MonkeyPatch()
+    dsn = fresh_database(server_dsn, TEST_DATABASE)
+    root = tmp_path_factory.mktemp("landing")
+    mp.setenv("WAREHOUSE_DSN", dsn)
+    mp.setenv("WAREHOUSE_LANDING_DIR", str(root))
+    mp.setenv("WAREHOUSE_DATA_DOCS_DIR", str(tmp_path_factory.mktemp("data_docs")))
+    generate(root, START, 1, 1200, seed=3, defects=Defects(0, 0, 0, 0))
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_reference(instance).success
+    assert run_hours(START, START + timedelta(hours=23), instance).success
+    yield dsn, root
+    mp.undo()
+
+
+def published_marts(dsn: str) -> dict[str, str]:
+    """A digest of every row of every table BI reads (schema marts), built_at included."""
+    tables = [t for (t,) in query(dsn, "select table_name from information_schema.tables "
+                                       "where table_schema = 'marts' order by 1")]
+    return {t: query(dsn, f"select count(*), md5(coalesce(string_agg(r::text, '|' order by r::text), '')) "
+                          f"from marts.{t} as r")[0] for t in tables}
+
+
+def land(root, hour: datetime, count: int = 20, **changes) -> list[dict]:
+    """A new hour's file: `count` events copied from the first generated hour, with new ids and times."""
+    template = [json.loads(line) for line in gzip.open(landing_path(root, START), "rt")]
+    rows = [{**template[i % len(template)], "event_id": f"{hour:%d%H}-{i}",
+             "event_time": (hour + timedelta(minutes=i % 60)).isoformat(), **changes} for i in range(count)]
+    path = landing_path(root, hour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    return rows
+
+
+def load_only(dsn: str, root, hour: datetime) -> None:
+    """Ingest an hour outside Dagster, so a test can tamper with its raw rows before the run checks them."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        assert all(b.status == "loaded" for b in load_hour(conn, root, hour))
+    finally:
+        conn.close()
+
+
+def execute(dsn: str, sql: str, params=()) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params or None)
+    finally:
+        conn.close()
+
+
+def failed_steps(result) -> list[str]:
+    return [e.step_key for e in result.get_step_failure_events()]
+
+
+def last_result(dsn: str, check: str) -> tuple:
+    return query(dsn, """select success, severity, summary, observed, partition_key from audit.check_results
+                         where check_name = %s order by result_id desc limit 1""", (check,))[0]
+
+
+def published_steps(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+RAW_GATE = "raw__usage_events_raw_usage_events_suite"
+LEDGER_GATE = "raw__usage_events_ingestion_ledger_suite"
+
+
+def test_a_null_org_stops_the_run_at_the_raw_suite(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    load_only(dsn, root, hour)
+    before = published_marts(dsn)
+    # the loader never writes a null org (the contract requires one and the column is NOT NULL);
+    # the suite is the second line: a migration that loosened the column must not let one through
+    execute(dsn, "alter table raw.usage_events alter column org_id drop not null")
+    execute(dsn, "update raw.usage_events set org_id = null where event_id = %s", (f"{hour:%d%H}-3",))
+    try:
+        result = run_hours(hour, hour)
+    finally:
+        execute(dsn, "delete from raw.usage_events where org_id is null")
+        execute(dsn, "alter table raw.usage_events alter column org_id set not null")
+
+    assert not result.success and failed_steps(result) == [RAW_GATE]
+    assert "marts/fct_usage_hourly" not in published_steps(result)  # dbt never ran
+    assert published_marts(dsn) == before
+    success, severity, summary, _, partition = last_result(dsn, "raw_usage_events_suite")
+    assert (success, severity, partition) == (False, "error", f"{hour:%Y-%m-%d-%H}:00")
+    assert "expect_column_values_to_not_be_null on org_id: 1 rows" in summary
+
+
+def test_a_negative_latency_stops_the_run_and_names_the_value(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    load_only(dsn, root, hour)
+    execute(dsn, "update raw.usage_events set latency_ms = -250 where event_id = %s", (f"{hour:%d%H}-5",))
+    before = published_marts(dsn)
+
+    result = run_hours(hour, hour)
+
+    assert not result.success and failed_steps(result) == [RAW_GATE]
+    assert published_marts(dsn) == before
+    success, severity, summary, observed, _ = last_result(dsn, "raw_usage_events_suite")
+    assert (success, severity) == (False, "error")
+    assert "on latency_ms: 1 rows, e.g. [-250.0]" in summary and "To fix:" in summary
+    [failure] = [f for f in observed["failed"] if f["column"] == "latency_ms"]
+    assert failure["sample"] == [-250.0]
+    # the hour stays out of staging, so no later run can publish it either
+    assert query(dsn, "select gate_status from raw.landing_hours where landing_hour = %s", (hour,)) == [("failed",)]
+
+
+def test_a_duplicate_id_that_slipped_past_the_loader_stops_the_run(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    load_only(dsn, root, hour)
+    # a second copy of one event, as a loader bug that bypassed the id registry would write it
+    execute(dsn, """insert into raw.usage_events select * from raw.usage_events where event_id = %s
+                 """, (f"{hour:%d%H}-7",))
+    before = published_marts(dsn)
+
+    result = run_hours(hour, hour)
+
+    # both raw-level suites see it: a repeated id, and one row more in raw than the ledger loaded
+    assert not result.success and sorted(failed_steps(result)) == [LEDGER_GATE, RAW_GATE]
+    assert published_marts(dsn) == before
+    assert "on loaded_rows_not_in_raw: 1 rows, e.g. [-1]" in last_result(dsn, "ingestion_ledger_suite")[2]
+    summary = last_result(dsn, "raw_usage_events_suite")[2]
+    assert f"expect_column_values_to_be_unique on event_id: 2 rows, e.g. ['{hour:%d%H}-7', '{hour:%d%H}-7']" in summary
+
+
+def test_a_staged_event_with_more_cache_than_prompt_is_stopped_before_publication(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    load_only(dsn, root, hour)
+    # the loader quarantines such a row (tokens:cache_exceeds_input); one written past it is caught
+    # in staging, where the uncached rest of the prompt would come out negative
+    execute(dsn, """update raw.usage_events set cached_input_tokens = 0, cache_write_tokens = input_tokens + 500
+                    where event_id = %s""", (f"{hour:%d%H}-2",))
+    before = published_marts(dsn)
+
+    result = run_hours(hour, hour)
+
+    assert not result.success
+    assert "staging__stg_usage__events_stg_usage__events_suite" in failed_steps(result)
+    assert "marts/publication" not in published_steps(result)
+    assert published_marts(dsn) == before
+    success, severity, summary, _, _ = last_result(dsn, "stg_usage__events_suite")
+    assert (success, severity) == (False, "error")
+    assert "on uncached_input_tokens: 1 rows, e.g. [-500]" in summary
+
+
+def test_a_file_with_too_many_quarantined_rows_stops_the_run_at_the_ledger(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    rows = land(root, hour, count=200)  # files under 100 rows are not judged by their share
+    path = landing_path(root, hour)
+    broken = [json.dumps({**r, "input_tokens": -1}) if i % 4 == 0 else json.dumps(r) for i, r in enumerate(rows)]
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(broken) + "\n")
+    before = published_marts(dsn)
+
+    result = run_hours(hour, hour)
+
+    assert not result.success and failed_steps(result) == [LEDGER_GATE]
+    assert published_marts(dsn) == before
+    success, severity, summary, _, _ = last_result(dsn, "ingestion_ledger_suite")
+    assert (success, severity) == (False, "error")
+    assert "on quarantine_share: 1 rows, e.g. [0.25]" in summary and "WAREHOUSE_MAX_QUARANTINE_SHARE" in summary
+
+
+def test_an_hourly_rollup_that_loses_rows_stops_at_dbt_and_a_fixed_rerun_publishes(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    rows = land(root, hour)
+    before = published_marts(dsn)
+    # a rollup that drops one org's rows on the way into the table, as a broken filter or join would
+    execute(dsn, """create function lose_acme() returns trigger language plpgsql as $$
+                  begin if new.org_id = 'org_acme' then return null; end if; return new; end $$;
+                  create trigger lose_acme before insert on build.fct_usage_hourly
+                  for each row execute function lose_acme()""")
+    try:
+        result = run_hours(hour, hour)
+    finally:
+        execute(dsn, "drop trigger lose_acme on build.fct_usage_hourly; drop function lose_acme()")
+
+    assert not result.success and failed_steps(result) == ["usage_marts"]
+    assert "marts/publication" not in published_steps(result)
+    assert published_marts(dsn) == before
+    success, severity, summary, observed, _ = last_result(dsn, "assert_hourly_rollup_equals_events")
+    acme = sum(r["org_id"] == "org_acme" for r in rows)
+    assert (success, severity, observed["failures"]) == (False, "error", 1)
+    assert observed["sample"] == [{"hour_utc": str(hour), "org_id": "org_acme", "event_requests": acme,
+                                   "rollup_requests": None, "event_errors": observed["sample"][0]["event_errors"],
+                                   "rollup_errors": None, "event_tokens": observed["sample"][0]["event_tokens"],
+                                   "rollup_tokens": None}]
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "assert_hourly_rollup_equals_events"]
+    assert not check.passed
+
+    # with the defect gone, the same hour goes through and every event of it is published
+    result = run_hours(hour, hour)
+    assert result.success
+    assert query(dsn, "select sum(requests) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [(len(rows),)]
+
+
+def test_a_price_join_that_doubles_rows_stops_at_dbt(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    before = published_marts(dsn)
+    # a second, overlapping catalog row for every price in force: each event now matches two prices
+    execute(dsn, """create temp table doubled as select * from reference.catalog_prices;
+                  update doubled set price_id = 'dup-' || price_id;
+                  insert into reference.catalog_prices select * from doubled""")
+    try:
+        result = run_hours(hour, hour)
+    finally:
+        execute(dsn, "delete from reference.catalog_prices where price_id like 'dup-%'")
+
+    assert not result.success and failed_steps(result) == ["usage_marts"]
+    assert published_marts(dsn) == before
+    success, severity, summary, observed, _ = last_result(dsn, "unique_fct_event_costs_event_id")
+    assert (success, severity) == (False, "error")
+    assert observed["failures"] > 0 and observed["sample"][0]["n_records"] == 2
+    # dbt stopped there: nothing built on the doubled events, in schema build either
+    assert "marts/fct_event_costs" in published_steps(result)
+    assert not {"marts/fct_cost_hourly", "marts/fct_cost_daily"} & published_steps(result)
+
+
+def test_a_mart_suite_failure_keeps_the_rows_out_of_the_published_marts(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    before = published_marts(dsn)
+    # latency sums in ms written as microseconds: no dbt test looks at them, the mart suite does
+    execute(dsn, """create function micro() returns trigger language plpgsql as $$
+                  begin new.latency_ms_sum := new.latency_ms_sum * 1000; return new; end $$;
+                  create trigger micro before insert on build.fct_usage_hourly
+                  for each row execute function micro()""")
+    try:
+        result = run_hours(hour, hour)
+    finally:
+        execute(dsn, "drop trigger micro on build.fct_usage_hourly; drop function micro()")
+
+    assert not result.success
+    assert failed_steps(result) == ["marts__fct_usage_hourly_fct_usage_hourly_suite"]
+    assert "marts/fct_usage_hourly" in published_steps(result)  # dbt built it in schema build ...
+    assert "marts/publication" not in published_steps(result)  # ... and it was never published
+    assert published_marts(dsn) == before
+    success, severity, summary, observed, _ = last_result(dsn, "fct_usage_hourly_suite")
+    assert (success, severity) == (False, "error") and "on mean_latency_ms" in summary
+    assert observed["docs"].endswith(".html")
+    assert "Failed" in open(observed["docs"]).read()  # the Data Docs page of this very validation
+
+    # the next run, for another hour, first puts back what the stopped run left in schema build:
+    # the bad hour never reaches BI through a later publication
+    other = next(NEXT_HOUR)
+    land(root, other)
+    assert run_hours(other, other).success
+    assert query(dsn, "select count(*) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [(0,)]
+    assert query(dsn, "select count(*) from build.fct_usage_hourly where hour_utc = %s", (hour,)) == [(0,)]
+    assert query(dsn, "select count(*) > 0 from marts.fct_usage_hourly where hour_utc = %s", (other,)) == [(True,)]
+
+
+def test_a_warning_is_recorded_and_the_run_goes_through(published, monkeypatch):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    rows = land(root, hour)
+    monkeypatch.setenv("WAREHOUSE_MAX_COST_PER_REQUEST_USD", "0.000001")  # every priced request is "too dear"
+
+    result = run_hours(hour, hour)
+
+    assert result.success
+    assert "marts/publication" in published_steps(result)
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "fct_event_costs_suite")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    success, severity, summary, _, _ = last_result(dsn, "fct_event_costs_suite")
+    assert (success, severity) == (False, "warn") and "on cost_usd" in summary
+    assert query(dsn, "select sum(requests) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [(len(rows),)]
+
+
+def test_every_dbt_test_and_unit_test_is_a_check_with_its_history(published):
+    dsn, _ = published
+    names = {n for (n,) in query(dsn, "select distinct check_name from audit.check_results")}
+    # unit tests on the rollup, the pricing join and local days, and the reconciliation tests
+    assert {"hourly_rollup_counts_errors_and_sums_tokens_per_hour",
+            "event_price_override_window_then_catalog_time_and_tier",
+            "local_days_follow_the_org_zone_across_a_daylight_saving_change",
+            "assert_hourly_rollup_equals_events", "assert_daily_equals_sum_of_hourly",
+            "assert_cost_hourly_equals_event_costs", "raw_usage_events_suite", "ingestion_ledger_suite",
+            "stg_usage__events_suite", "fct_usage_hourly_suite", "fct_event_costs_suite",
+            "raw_usage_events_freshness"} <= names
+    rows = query(dsn, """select asset_key, partition_key, run_id is not null, checked_at is not null
+                         from audit.check_results where check_name = %s order by result_id limit 1""",
+                 ("hourly_rollup_counts_errors_and_sums_tokens_per_hour",))
+    assert rows == [("marts/fct_usage_hourly", f"{START:%Y-%m-%d-%H}:00...{START + timedelta(hours=23):%Y-%m-%d-%H}:00",
+                     True, True)]
