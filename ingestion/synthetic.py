@@ -4,7 +4,9 @@ Each org has its own time zone, model mix and services; traffic follows the org'
 week; latency is lognormal per model; error bursts, cached and reasoning tokens, multi-event
 sessions and an experiment variant in metadata are all there. A configurable share of defects is
 planted (duplicates, late events, malformed lines, out-of-range values) and counted in a manifest,
-so a test can check that every planted defect ended up where it should.
+so a test can check that every planted defect ended up where it should. Anomalies (a cost spike,
+an error burst, a latency regression for one org, model and hour) can be planted too, and the
+natural error bursts turned off, so anomaly detection can be tested on otherwise clean seasonal data.
 
 Every (org, hour) draws from its own seeded random stream, so the same seed gives byte-identical
 files for the same hours, whatever window is generated.
@@ -132,10 +134,50 @@ class Manifest:
     lines: int = 0  # every line in every file
     files: int = 0
     planted: Counter = field(default_factory=Counter)
+    anomalies: tuple[Anomaly, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"start": self.start, "end": self.end, "seed": self.seed, "events": self.events,
-                           "lines": self.lines, "files": self.files, "planted": dict(self.planted)}, indent=2)
+                           "lines": self.lines, "files": self.files, "planted": dict(self.planted),
+                           "anomalies": [a.describe() for a in self.anomalies]}, indent=2)
+
+
+ANOMALY_KINDS = {  # kind -> default factor
+    "cost_spike": 8.0,  # prompts FACTOR times longer: cost jumps, request count does not
+    "error_burst": 0.5,  # FACTOR of the requests fail (rate limiting)
+    "latency_regression": 3.0,  # every request FACTOR times slower
+}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something planted in one org's use of one model during one UTC hour."""
+
+    kind: str
+    org_id: str
+    model: str
+    hour: datetime
+    factor: float | None = None
+
+    @property
+    def strength(self) -> float:
+        return ANOMALY_KINDS[self.kind] if self.factor is None else self.factor
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.org_id}:{self.model}:{self.hour:%Y-%m-%dT%H}:{self.strength:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anomaly:
+        """KIND:ORG:MODEL:HOUR[:FACTOR], HOUR a UTC hour like 2026-06-29T14."""
+        parts = text.split(":")
+        try:
+            if len(parts) not in (4, 5) or parts[0] not in ANOMALY_KINDS:
+                raise ValueError
+            hour = datetime.strptime(parts[3], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            return cls(parts[0], parts[1], parts[2], hour, float(parts[4]) if len(parts) == 5 else None)
+        except ValueError:
+            raise ValueError(f"anomaly {text!r} is not KIND:ORG:MODEL:HOUR[:FACTOR] with KIND one of "
+                             f"{', '.join(ANOMALY_KINDS)}, e.g. cost_spike:org_acme:gpt-4o:2026-06-29T14") from None
 
 
 def diurnal(local_hour: float) -> float:
@@ -175,6 +217,12 @@ def _tokens(rng: random.Random, median: float, sigma: float = 0.7) -> int:
     return max(1, int(rng.lognormvariate(math.log(median), sigma)))
 
 
+def _cost(model: Model, input_tokens: int, cached: int, cache_write: int, output_tokens: int) -> float:
+    p_in, p_read, p_write, p_out = model.usd_per_mtok
+    return ((input_tokens - cached - cache_write) * p_in + cached * p_read + cache_write * p_write
+            + output_tokens * p_out) / 1e6
+
+
 def _event(rng: random.Random, org: Org, ts: datetime, user: str, session: str, service: Service,
            model: Model, position: int, in_burst: bool, variant: str) -> dict:
     input_tokens = _tokens(rng, service.median_input_tokens)
@@ -196,9 +244,7 @@ def _event(rng: random.Random, org: Org, ts: datetime, user: str, session: str, 
             output_tokens += reasoning * 2  # reasoning models think before they answer
         latency = rng.lognormvariate(math.log(model.median_latency_ms), 0.45) * (1 + output_tokens / 4000)
         ttft = latency * min(0.95, model.ttft_share * rng.uniform(0.6, 1.4))
-    p_in, p_read, p_write, p_out = model.usd_per_mtok
-    cost = ((input_tokens - cached - cache_write) * p_in + cached * p_read + cache_write * p_write
-            + output_tokens * p_out) / 1e6
+    cost = _cost(model, input_tokens, cached, cache_write, output_tokens)
     tool = rng.choice(service.tools)
     return {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -231,13 +277,14 @@ def _event(rng: random.Random, org: Org, ts: datetime, user: str, session: str, 
     }
 
 
-def events_for_hour(seed: int, org: Org, hour: datetime, events_per_day: int) -> list[dict]:
+def events_for_hour(seed: int, org: Org, hour: datetime, events_per_day: int, bursts: bool = True,
+                    anomalies: tuple[Anomaly, ...] = ()) -> list[dict]:
     """The events one org sends in one UTC hour, sorted by time."""
     rng = random.Random(f"{seed}:{org.org_id}:{hour:%Y-%m-%dT%H}")
     local = (hour + timedelta(minutes=30)).astimezone(ZoneInfo(org.time_zone))
     rate = events_per_day * org.weight * diurnal(local.hour + 0.5) * weekly(local.weekday()) / _normaliser()
     count = max(0, round(rng.gauss(rate, math.sqrt(rate)))) if rate > 0 else 0
-    bursts = error_bursts(seed, org, hour.replace(hour=0))
+    windows = error_bursts(seed, org, hour.replace(hour=0)) if bursts else []
     events: list[dict] = []
     while len(events) < count:
         # a session: one user, one service, mostly one model, a few requests a minute or so apart
@@ -251,11 +298,36 @@ def events_for_hour(seed: int, org: Org, hour: datetime, events_per_day: int) ->
         for position in range(size):
             if position and rng.random() < 0.1:
                 model = MODELS[_pick(rng, org.models)]
-            in_burst = any(a <= ts < b for a, b in bursts)
+            in_burst = any(a <= ts < b for a, b in windows)
             events.append(_event(rng, org, ts, user, session, service, model, position, in_burst, variant))
             ts = min(ts + timedelta(seconds=rng.uniform(5, 90)), hour + timedelta(seconds=3599.999))
     events.sort(key=lambda e: e["event_time"])
+    for anomaly in anomalies:
+        if anomaly.org_id == org.org_id and anomaly.hour == hour:
+            _plant(random.Random(f"{seed}:anomaly:{anomaly.describe()}"), anomaly, events)
     return events
+
+
+def _plant(rng: random.Random, anomaly: Anomaly, events: list[dict]) -> None:
+    """Change the anomaly's model's events in place (its own random stream: other hours stay as they were)."""
+    model = MODELS[anomaly.model]
+    for e in (e for e in events if e["model"] == anomaly.model):
+        if anomaly.kind == "cost_spike":
+            e["input_tokens"] = int(e["input_tokens"] * anomaly.strength)
+        elif anomaly.kind == "latency_regression":
+            e["latency_ms"] = round(e["latency_ms"] * anomaly.strength, 1)
+            e["ttft_ms"] = e["ttft_ms"] and round(e["ttft_ms"] * anomaly.strength, 1)
+        elif anomaly.kind == "error_burst" and e["status"] == "success" and rng.random() < anomaly.strength:
+            e.update(status="error", error_code="rate_limit_exceeded", http_status=429, output_tokens=0,
+                     reasoning_tokens=0, ttft_ms=None, latency_ms=round(rng.uniform(80, 900), 1))
+        if e["status"] == "error":
+            e["provider_cost_usd"] = None if model.provider in ("vllm", "internal") else 0.0
+        else:
+            cost = _cost(model, e["input_tokens"], e["cached_input_tokens"], e["cache_write_tokens"],
+                         e["output_tokens"])
+            e["credits"] = round(cost * 100, 4)
+            if e["provider_cost_usd"] is not None:
+                e["provider_cost_usd"] = round(cost, 8)
 
 
 @functools.cache
@@ -291,19 +363,29 @@ def _break(rng: random.Random, event: dict, manifest: Manifest) -> str:
 
 
 def generate(landing_dir: Path, start: datetime, days: int, events_per_day: int, seed: int = 7,
-             defects: Defects | None = None, progress=None) -> Manifest:
-    """Write `days` of hourly files starting at `start` (UTC hour); returns what was written."""
+             defects: Defects | None = None, progress=None, bursts: bool = True,
+             anomalies: tuple[Anomaly, ...] = ()) -> Manifest:
+    """Write `days` of hourly files starting at `start` (UTC hour); returns what was written.
+    bursts=False leaves out the natural error bursts; `anomalies` are planted as given."""
     defects = defects or Defects()
+    for anomaly in anomalies:
+        if anomaly.model not in MODELS or anomaly.org_id not in {o.org_id for o in ORGS}:
+            raise ValueError(f"anomaly {anomaly.describe()}: no such org or model in the generator "
+                             f"(orgs: {', '.join(o.org_id for o in ORGS)})")
     start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     hours = [start + timedelta(hours=h) for h in range(days * 24)]
     last = hours[-1]
-    manifest = Manifest(start=_iso(start), end=_iso(last + timedelta(hours=1)), seed=seed)
+    for anomaly in anomalies:
+        if not start <= anomaly.hour <= last:
+            raise ValueError(f"anomaly {anomaly.describe()}: its hour is outside the generated window "
+                             f"{start:%Y-%m-%dT%H} to {last:%Y-%m-%dT%H}; move it or set --start and --days")
+    manifest = Manifest(start=_iso(start), end=_iso(last + timedelta(hours=1)), seed=seed, anomalies=anomalies)
     spill: dict[datetime, list[str]] = defaultdict(list)  # lines written into a later hour's file
     for i, hour in enumerate(hours):
         rng = random.Random(f"{seed}:defects:{hour:%Y-%m-%dT%H}")
         lines = spill.pop(hour, [])
         for org in ORGS:
-            for event in events_for_hour(seed, org, hour, events_per_day):
+            for event in events_for_hour(seed, org, hour, events_per_day, bursts, anomalies):
                 roll = rng.random()
                 if roll < defects.malformed + defects.out_of_range:
                     lines.append(_break(rng, event, manifest))
@@ -345,7 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", help="first UTC hour, ISO 8601 (default: DAYS days before the last full hour)")
     parser.add_argument("--defect-scale", type=float, default=1.0, help="multiply every defect share")
+    parser.add_argument("--no-error-bursts", action="store_true", help="leave out the natural error bursts")
+    parser.add_argument("--plant", action="append", default=[], metavar="KIND:ORG:MODEL:HOUR[:FACTOR]",
+                        help=f"plant an anomaly ({', '.join(ANOMALY_KINDS)}); repeatable")
     args = parser.parse_args(argv)
+    try:
+        anomalies = tuple(Anomaly.parse(text) for text in args.plant)
+    except ValueError as error:
+        parser.error(str(error))
     if args.days <= 0 or args.events_per_day < 0:
         parser.error("--days must be positive and --events-per-day not negative")
     try:
@@ -354,8 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-11-01T00:00:00+00:00")
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    manifest = generate(args.out, start, args.days, args.events_per_day, args.seed,
-                        Defects().scaled(args.defect_scale), progress=lambda m: print(m, file=sys.stderr))
+    try:
+        manifest = generate(args.out, start, args.days, args.events_per_day, args.seed,
+                            Defects().scaled(args.defect_scale), progress=lambda m: print(m, file=sys.stderr),
+                            bursts=not args.no_error_bursts, anomalies=anomalies)
+    except ValueError as error:
+        parser.error(str(error))
     print(manifest.to_json())
     return 0
 

@@ -81,7 +81,7 @@ def summary(dsn: str) -> dict[str, int]:
 
 
 SUMMARY_TABLES = ("raw.usage_events", "staging.stg_usage__events", "marts.fct_usage_hourly", "marts.fct_usage_daily",
-                  "marts.fct_event_costs", "marts.fct_cost_daily", "marts.insights")
+                  "marts.fct_event_costs", "marts.fct_cost_daily", "marts.fct_anomalies_hourly", "marts.insights")
 
 
 def spend_lines(dsn: str) -> list[str]:
@@ -106,6 +106,27 @@ def spend_lines(dsn: str) -> list[str]:
         lines.append(f"  {org:<14} {month:%Y-%m}  {to_date:>10,.2f} {budget_text:>9} {forecast:>11,.2f}  {when}")
     if unpriced:
         lines.append(f"  {unpriced:,} requests had no price (see marts.insights)")
+    return lines
+
+
+def insight_lines(dsn: str, limit: int = 5) -> list[str]:
+    """The latest day's open findings with the most at stake, from marts.insights."""
+    from orchestration.database import cursor
+
+    with cursor(dsn) as cur:
+        cur.execute("select to_regclass('marts.insights') is not null")
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute("""select day, severity, org_id, title, monthly_savings_usd, at_risk_usd, affected_requests
+                       from marts.insights
+                       where day = (select max(day) from marts.insights) and status <> 'resolved'
+                       order by impact_score desc, insight_id limit %s""", (limit,))
+        rows = cur.fetchall()
+    lines = [f"  top insights of {rows[0][0]:%Y-%m-%d} (all in marts.insights):"] if rows else []
+    for _, severity, org, title, savings, at_risk, affected in rows:
+        stake = (f"saves ${savings:,.2f}/month" if savings is not None else
+                 f"${at_risk:,.2f} over budget" if at_risk is not None else f"{affected or 0:,} requests")
+        lines.append(f"    [{severity}] {org}: {title} ({stake})")
     return lines
 
 
@@ -144,7 +165,7 @@ def demo(args: argparse.Namespace) -> int:
     print(f"  read = loaded + duplicates + quarantined: {'yes' if adds_up else 'NO'}")
     for table in SUMMARY_TABLES:
         print(f"  {table:<26} {counts.get(table, 0):>10,} rows")
-    for line in spend_lines(env["WAREHOUSE_DSN"]):
+    for line in spend_lines(env["WAREHOUSE_DSN"]) + insight_lines(env["WAREHOUSE_DSN"]):
         print(line)
     print(f"  warehouse: {redacted(env['WAREHOUSE_DSN'])}")
     print(f"  landing zone: {settings.landing_dir}")

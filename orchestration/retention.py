@@ -22,7 +22,7 @@ RETAINED = (
     ("raw.quarantine", "quarantined_at", "raw"),
     *((f"{schema}.fct_event_costs", "event_hour", "raw") for schema in ("build", "marts")),  # event-level
     *((f"{schema}.{table}", "hour_utc", "hourly") for schema in ("build", "marts")
-      for table in ("fct_usage_hourly", "fct_cost_hourly", "fct_performance_hourly")),
+      for table in ("fct_usage_hourly", "fct_cost_hourly", "fct_performance_hourly", "fct_anomalies_hourly")),
     *((f"{schema}.fct_sessions", "started_at", "hourly") for schema in ("build", "marts")),
 )
 

@@ -214,7 +214,7 @@ def test_an_unpriced_model_gets_a_null_cost_a_flag_a_metric_and_an_insight(price
             day = datetime.fromisoformat(event["event_time"]).astimezone(UTC).date()
             counts[(day, event["org_id"], event["provider"], event["model"])] += 1
     insights = {(day, org, title) for day, org, title in query(
-        dsn, "select day, org_id, title from marts.insights where rule = 'unpriced_model'")}
+        dsn, "select day, org_id, title from marts.insights where rule = 'unpriced_model' and status <> 'resolved'")}
     assert insights == {(day, org, f"{n} requests to unpriced model {provider}/{model}")
                         for (day, org, provider, model), n in counts.items()}
     assert query(dsn, "select count(*) from marts.fct_event_costs where not is_priced and cost_usd is not null"
@@ -226,8 +226,16 @@ def test_an_unpriced_model_gets_a_null_cost_a_flag_a_metric_and_an_insight(price
     for (day, _, provider, model), n in counts.items():
         per_model[(day, provider, model)] += n
     assert metric == per_model
-    statuses = {s for (s,) in query(dsn, "select distinct status from marts.insights")}
-    assert statuses == {"new", "ongoing"}  # the in-house classifier is unpriced day after day
+    # status carries across days: new, ongoing while raised day after day, resolved the day after
+    [(last_day,)] = query(dsn, "select max(day_utc) from marts.fct_performance_daily")
+    for (org, provider, model) in {k[1:] for k in counts}:
+        rows = dict(query(dsn, "select day, status from marts.insights where subject = %s",
+                          (f"{org}|{provider}|{model}",)))
+        raised = {day for (day, o, p, m) in counts if (o, p, m) == (org, provider, model)}
+        expected = {day: "ongoing" if day - timedelta(days=1) in raised else "new" for day in raised}
+        expected |= {day + timedelta(days=1): "resolved" for day in raised
+                     if day + timedelta(days=1) not in raised and day < last_day}
+        assert rows == expected, model
 
 
 def test_daylight_saving_days_have_23_and_25_hours_in_the_org_local_rollup(priced):

@@ -137,6 +137,14 @@ def test_any_range_and_dimension_comes_from_the_hourly_rollup_alone(loaded):
         exact = percentile_cont(by_provider[provider], 0.95)
         assert n == len(by_provider[provider])
         assert abs(estimate - exact) <= ACCURACY * exact + 1e-9, provider
+    # the README's form, with whole histograms laid end to end, reads the same
+    concatenated = dict(query(dsn, """
+        select provider, marts.histogram_quantile(marts.array_concat_agg(latency_buckets),
+                                                  marts.array_concat_agg(latency_counts), 0.95)
+        from marts.fct_performance_hourly
+        where hour_utc between %s and %s
+        group by provider""", (first, last)))
+    assert concatenated == pytest.approx({p: v for p, (_, v) in rows.items()}, rel=1e-12)
 
 
 def test_merged_percentiles_agree_with_postgres_percentile_cont_over_raw_events(loaded):

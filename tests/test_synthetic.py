@@ -2,14 +2,16 @@
 
 import gzip
 import json
+import shlex
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingestion.synthetic import MODELS, ORGS, Defects, generate, main
+from ingestion.synthetic import MODELS, ORGS, Anomaly, Defects, generate, main
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 
@@ -139,3 +141,53 @@ def test_cli_writes_the_landing_zone_the_readme_describes(tmp_path, capsys):
     assert summary["files"] == 24 and summary["start"] == "2026-03-02T00:00:00.000Z"
     assert (tmp_path / "dt=2026-03-02" / "hour=13" / "events-0000.jsonl.gz").exists()
     assert json.loads((tmp_path / "_manifest.json").read_text()) == summary
+
+
+def readme_generate_commands() -> list[list[str]]:
+    """The arguments of every `warehouse generate` command in the README."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text().replace("\\\n", " ")
+    return [shlex.split(line)[2:] for line in text.splitlines() if line.startswith(".venv/bin/warehouse generate")]
+
+
+def test_the_readme_generate_commands_run(tmp_path, capsys):
+    commands = readme_generate_commands()
+    assert len(commands) == 2
+    for i, args in enumerate(commands):  # smaller, and into a temporary landing zone (the last flag wins)
+        assert main([*args, "--events-per-day", "300", "--out", str(tmp_path / str(i))]) == 0
+        assert json.loads(capsys.readouterr().out)["files"] > 0
+    planted = [json.loads((tmp_path / str(i) / "_manifest.json").read_text())["anomalies"] for i in range(2)]
+    assert ["error_burst:org_globex:claude-3-5-haiku-20241022:2026-07-02T12:0.5"] in planted
+
+
+def test_planted_anomalies_change_only_their_org_model_and_hour(tmp_path):
+    hour = datetime(2026, 3, 2, 14, tzinfo=UTC)
+    plain = generate(tmp_path / "plain", START, 1, 3000, seed=3, defects=Defects().scaled(0), bursts=False)
+    planted = generate(tmp_path / "planted", START, 1, 3000, seed=3, defects=Defects().scaled(0), bursts=False,
+                       anomalies=(Anomaly("error_burst", "org_acme", "gpt-4o-mini", hour),
+                                  Anomaly("latency_regression", "org_acme", "gpt-4o", hour)))
+    assert plain.events == planted.events
+
+    def lines(root):
+        return {json.loads(line)["event_id"]: json.loads(line)
+                for path in sorted(root.rglob("*.jsonl.gz")) for line in gzip.open(path, "rt").read().splitlines()}
+
+    before, after = lines(tmp_path / "plain"), lines(tmp_path / "planted")
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed and all(before[k]["org_id"] == "org_acme" and before[k]["event_time"].startswith("2026-03-02T14")
+                           for k in changed)
+    mini = [after[k] for k in before if before[k]["model"] == "gpt-4o-mini" and k in changed]
+    assert all(e["status"] == "error" and e["error_code"] == "rate_limit_exceeded" for e in mini)
+    slower = [(before[k], after[k]) for k in changed if before[k]["model"] == "gpt-4o"]
+    assert slower and all(a["latency_ms"] == pytest.approx(3 * b["latency_ms"], abs=0.2) for b, a in slower)
+    # no natural bursts: the hour's other errors are the base rate's
+    assert sum(e["status"] == "error" for e in before.values()) < 0.05 * len(before)
+
+
+def test_cli_rejects_an_anomaly_outside_the_window_or_misspelt(capsys):
+    for plant, message in (("cost_spike:org_acme:gpt-4o:2030-01-01T00", "outside the generated window"),
+                           ("spike:org_acme:gpt-4o:2026-03-02T14", "is not KIND:ORG:MODEL:HOUR[:FACTOR]"),
+                           ("cost_spike:org_nobody:gpt-4o:2026-03-02T14", "no such org or model")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--start", "2026-03-02T00:00:00Z", "--days", "1", "--plant", plant])
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err

@@ -43,7 +43,13 @@
         )
         select {{ bucket_value('low') }} + ({{ bucket_value('high') }} - {{ bucket_value('low') }}) * (r - floor(r))
         from ends
-    $fn$
+    $fn$;
+    {#- marts.array_concat_agg(array): the arrays of a group end to end, to merge histograms of any
+        rows: histogram_quantile(array_concat_agg(latency_buckets), array_concat_agg(latency_counts), 0.95)
+        (the two aggregates of one group read its rows in the same order) -#}
+    create or replace aggregate marts.array_concat_agg(anycompatiblearray) (
+        sfunc = array_cat, stype = anycompatiblearray, initcond = '{}'
+    )
 {%- endmacro %}
 
 {#- on-run-start: the standard normal distribution function, for the experiments' p-values
@@ -54,10 +60,12 @@
     returns double precision language sql immutable parallel safe as $fn$
         select case when z >= 0 then 1 - tail else tail end
         from (
-            select exp(-abs(z) * abs(z) / 2) / sqrt(2 * pi())
+            select exp(-a * a / 2) / sqrt(2 * pi())
                    * (t * (0.319381530 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429)))))
                    as tail
-            from (select 1 / (1 + 0.2316419 * abs(z)) as t) as s
+            from (select a, 1 / (1 + 0.2316419 * a) as t
+                  -- beyond 30 the tail underflows; least() would turn a null z into 30
+                  from (select case when z is not null then least(abs(z), 30) end as a) as clamped) as s
         ) as approx
     $fn$;
     {#- chi-square upper tail: exact for 1 degree of freedom, Wilson-Hilferty's cube-root normal
