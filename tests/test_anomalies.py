@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Anomaly, Defects, generate
-from orchestration.runs import materialize_reference
+from ingestion.synthetic import MODELS, Anomaly, Defects, generate
+from orchestration.runs import materialize_reference, materialize_reports
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db
@@ -49,6 +49,7 @@ def detected(server_dsn, dbt_manifest, tmp_path_factory):
     split = START + 4 * WEEK
     assert run_hours(START, split - timedelta(hours=1), instance).success
     assert run_hours(split, START + timedelta(days=DAYS, hours=-1), instance).success
+    assert materialize_reports(instance).success
     events = [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
               for line in gzip.open(path, "rt").read().splitlines()]
     rows = query(dsn, """select org_id, model, hour_utc, metric, observed, expected, score, direction, baseline_weeks
@@ -134,6 +135,19 @@ def test_clean_seasonal_traffic_stays_under_the_false_positive_rate(detected):
     assert judged > 3_000
     assert len(false) <= FALSE_POSITIVE_RATE * judged, f"{len(false)} false positives in {judged} cells: {false[:5]}"
     print(f"{len(false)} false positives in {judged:,} judged cells ({len(false) / judged:.3%})")
+
+
+def test_each_planted_anomaly_is_an_insight_of_its_day(detected):
+    dsn, _, _ = detected
+    insights = {(day, subject): (category, title, evidence) for day, subject, category, title, evidence in query(
+        dsn, "select day, subject, category, title, evidence from marts.insights where rule = 'anomaly'")}
+    category = {"cost_spike": "cost", "error_burst": "quality", "latency_regression": "performance"}
+    for a in PLANTED:
+        key = (a.hour.date(), f"{a.org_id}|{MODELS[a.model].provider}|{a.model}|{METRIC[a.kind]}")
+        assert key in insights, a.describe()
+        kind, title, evidence = insights[key]
+        assert kind == category[a.kind] and " up in " in title
+        assert datetime.fromisoformat(evidence["worst_hour"]) == a.hour
 
 
 def test_no_anomaly_before_two_weeks_of_history(detected):

@@ -535,9 +535,63 @@ unpriced_findings as (
 
 ),
 
+-- anomaly: the day's hours that fct_anomalies_hourly flagged, per org, model and metric; the category
+-- follows the metric (requests: usage, cost: cost, error rate: quality, latency: performance)
+anomaly_days as (
+
+    select
+        (hour_utc at time zone 'UTC')::date as day,
+        org_id,
+        provider,
+        model,
+        metric,
+        count(*) as hours,
+        max(abs(score)) as worst_score,
+        (array_agg(hour_utc order by abs(score) desc))[1] as worst_hour,
+        (array_agg(observed order by abs(score) desc))[1] as observed,
+        (array_agg(expected order by abs(score) desc))[1] as expected,
+        (array_agg(direction order by abs(score) desc))[1] as direction,
+        sum(requests) as requests,
+        bool_or(severity = 'critical') as critical
+    from {{ ref('fct_anomalies_hourly') }}
+    group by 1, 2, 3, 4, 5
+
+),
+
+anomaly_findings as (
+
+    select
+        'anomaly',
+        org_id || '|' || provider || '|' || model || '|' || metric,
+        day,
+        org_id,
+        case metric when 'requests' then 'usage' when 'cost_usd' then 'cost'
+                    when 'error_rate' then 'quality' else 'performance' end,
+        case when critical then 'critical' else 'warning' end,
+        model || ' ' || replace(metric, '_', ' ') || ' ' || direction || ' in ' || hours || ' hour'
+            || case when hours > 1 then 's' else '' end,
+        'Worst at ' || to_char(worst_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00') || ' UTC: '
+            || round(observed::numeric, 4) || ' against ' || round(expected::numeric, 4)
+            || ' expected for that hour of the week (score ' || round(worst_score::numeric, 1) || ').',
+        'See marts.fct_anomalies_hourly for ' || org_id || ' and ' || model || ' on ' || day
+            || ', and the error codes and latency of those hours in marts.fct_performance_hourly.',
+        null::double precision,
+        null::double precision,
+        anomaly_days.requests,
+        anomaly_days.requests::double precision / nullif(org_days.requests, 0),
+        -- a score of s standard errors: one-sided normal probability that it is no accident
+        marts.normal_cdf(worst_score),
+        jsonb_build_object('metric', metric, 'hours', hours, 'worst_hour', worst_hour, 'observed', observed,
+                           'expected', expected, 'worst_score', worst_score, 'direction', direction)
+    from anomaly_days
+    left join org_days using (day, org_id)
+
+),
+
 findings as (
 
     select * from cheaper_findings
+    union all select * from anomaly_findings
     union all select * from caching_findings
     union all select * from error_findings
     union all select * from latency_findings
