@@ -224,7 +224,8 @@ def test_experiment_variants_and_their_p_values_match_the_files(loaded):
     for name, s in (("control", control), ("treatment", treatment)):
         users, requests, errors, priced, per_request, p95, *_ = rows[name]
         assert (users, requests, errors, priced) == (s["users"], s["requests"], s["errors"], s["priced"])
-        assert per_request == pytest.approx(s["mean"], rel=1e-9) and p95 == pytest.approx(s["p95"], rel=1e-9)
+        assert per_request == pytest.approx(s["mean"], rel=1e-9)
+        assert p95 == pytest.approx(s["p95"], rel=0.01)  # merged histograms: the stated accuracy
     *_, error_p, cost_p, chi, srm_p, mismatch = rows["treatment"]
     assert rows["control"][6] is None  # the control is not compared with itself
     assert error_p == pytest.approx(normal_two_sided(z_errors), abs=1e-6)

@@ -4,25 +4,17 @@
 -- users, error rate, cost per request and p95 latency per variant; each variant against the control
 -- (var control_variant) with two-sided p-values (error rate: two-proportion z-test; cost per request:
 -- Welch's test, normal approximation); and a sample-ratio-mismatch check of users per variant against
--- an equal split (chi-square). Covers the events still held at event level (the raw window).
+-- an equal split (chi-square). Read from the daily rollup fct_experiment_users_daily, over the last
+-- var experiment_window_days days it holds (30, the raw window), so a rebuild costs users x days, not events.
 
 with
 
-events as (
+user_days as (
 
-    select
-        events.event_id,
-        events.user_id,
-        events.event_time,
-        events.is_error,
-        events.latency_ms,
-        events.metadata ->> '{{ var("experiment_key") }}' as experiment,
-        events.metadata ->> '{{ var("variant_key") }}' as variant,
-        costs.cost_usd
-    from {{ ref('stg_usage__events') }} as events
-    left join {{ ref('fct_event_costs') }} as costs on costs.event_id = events.event_id
-    where events.metadata ->> '{{ var("experiment_key") }}' is not null
-      and events.metadata ->> '{{ var("variant_key") }}' is not null
+    select *
+    from {{ ref('fct_experiment_users_daily') }}
+    where day_utc > (select max(day_utc) from {{ ref('fct_experiment_users_daily') }})
+                    - {{ var('experiment_window_days') }}
 
 ),
 
@@ -31,18 +23,21 @@ variants as (
     select
         experiment,
         variant,
-        min(event_time) as first_seen_at,
-        max(event_time) as last_seen_at,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at,
         count(distinct user_id) as users,
-        count(*) as requests,
-        count(*) filter (where is_error) as errors,
-        count(*) filter (where is_error)::double precision / count(*) as error_rate,
-        count(cost_usd) as priced_requests,
+        sum(requests)::bigint as requests,
+        sum(errors)::bigint as errors,
+        sum(errors)::double precision / sum(requests) as error_rate,
+        sum(priced_requests)::bigint as priced_requests,
         sum(cost_usd) as cost_usd,
-        avg(cost_usd)::double precision as cost_per_request,
-        var_samp(cost_usd)::double precision as cost_per_request_variance,
-        percentile_cont(0.95) within group (order by latency_ms) as latency_p95_ms
-    from events
+        (sum(cost_usd) / nullif(sum(priced_requests), 0))::double precision as cost_per_request,
+        -- the sample variance from sums (numeric, so exact): (sum x^2 - (sum x)^2 / n) / (n - 1)
+        ((sum(cost_usd_squares) - sum(cost_usd) ^ 2 / nullif(sum(priced_requests), 0))
+         / nullif(sum(priced_requests) - 1, 0))::double precision as cost_per_request_variance,
+        marts.histogram_quantile(marts.array_concat_agg(latency_buckets), marts.array_concat_agg(latency_counts), 0.95)
+            as latency_p95_ms
+    from user_days
     group by 1, 2
 
 ),
