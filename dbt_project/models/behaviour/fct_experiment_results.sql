@@ -18,7 +18,7 @@ user_days as (
 
 ),
 
-variants as (
+totals as (
 
     select
         experiment,
@@ -34,11 +34,31 @@ variants as (
         (sum(cost_usd) / nullif(sum(priced_requests), 0))::double precision as cost_per_request,
         -- the sample variance from sums (numeric, so exact): (sum x^2 - (sum x)^2 / n) / (n - 1)
         ((sum(cost_usd_squares) - sum(cost_usd) ^ 2 / nullif(sum(priced_requests), 0))
-         / nullif(sum(priced_requests) - 1, 0))::double precision as cost_per_request_variance,
-        marts.histogram_quantile(marts.array_concat_agg(latency_buckets), marts.array_concat_agg(latency_counts), 0.95)
-            as latency_p95_ms
+         / nullif(sum(priced_requests) - 1, 0))::double precision as cost_per_request_variance
     from user_days
     group by 1, 2
+
+),
+
+-- the users' histograms merged bucket by bucket (laying thousands of arrays end to end would copy
+-- the growing array once per row)
+latency as (
+
+    select experiment, variant, array_agg(bucket order by bucket) as buckets, array_agg(n order by bucket) as counts
+    from (
+        select experiment, variant, bucket, sum(n)::bigint as n
+        from user_days, unnest(latency_buckets, latency_counts) as histogram(bucket, n)
+        group by 1, 2, 3
+    ) as merged
+    group by 1, 2
+
+),
+
+variants as (
+
+    select totals.*, marts.histogram_quantile(latency.buckets, latency.counts, 0.95) as latency_p95_ms
+    from totals
+    left join latency using (experiment, variant)
 
 ),
 
