@@ -40,25 +40,17 @@ totals as (
 
 ),
 
--- the users' histograms merged bucket by bucket (laying thousands of arrays end to end would copy
--- the growing array once per row)
-latency as (
-
-    select experiment, variant, array_agg(bucket order by bucket) as buckets, array_agg(n order by bucket) as counts
-    from (
-        select experiment, variant, bucket, sum(n)::bigint as n
-        from user_days, unnest(latency_buckets, latency_counts) as histogram(bucket, n)
-        group by 1, 2, 3
-    ) as merged
-    group by 1, 2
-
-),
-
+-- histogram_quantile adds up repeated buckets, so the users' histograms go in unnested: array_agg
+-- grows in place, where laying the arrays end to end (array_concat_agg) copies them once per row
 variants as (
 
-    select totals.*, marts.histogram_quantile(latency.buckets, latency.counts, 0.95) as latency_p95_ms
+    select totals.*, latency.latency_p95_ms
     from totals
-    left join latency using (experiment, variant)
+    left join (
+        select experiment, variant, marts.histogram_quantile(array_agg(bucket), array_agg(n), 0.95) as latency_p95_ms
+        from user_days, unnest(latency_buckets, latency_counts) as histogram(bucket, n)
+        group by 1, 2
+    ) as latency using (experiment, variant)
 
 ),
 

@@ -58,8 +58,6 @@ day_events as (
        and costs.event_hour = events.event_hour
     {% if is_incremental() %}
        and {{ within_affected_days('costs.event_hour') }}  -- read only the affected days' costs
-    {% endif %}
-    {% if is_incremental() %}
     where {{ within_affected_days('events.event_time') }}
       and (events.event_hour at time zone 'UTC')::date in (select day_utc from affected_days)
     {% endif %}
