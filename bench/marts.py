@@ -63,9 +63,8 @@ QUERIES = (
         where org_id = 'org_acme' and event_time > (select max(event_time) from raw.usage_events) - interval '30 days'
         group by 1, 2 order by 3 desc"""),
     ("p95 latency by model, 7 days",
-     """select provider, model, marts.histogram_quantile(marts.array_concat_agg(latency_buckets),
-                                                         marts.array_concat_agg(latency_counts), 0.95)
-        from marts.fct_performance_daily
+     """select provider, model, marts.histogram_quantile(array_agg(h.bucket), array_agg(h.n), 0.95)
+        from marts.fct_performance_daily, unnest(latency_buckets, latency_counts) as h(bucket, n)
         where day_utc > (select max(day_utc) from marts.fct_performance_daily) - 7
         group by 1, 2""",
      """select provider, model, percentile_cont(0.95) within group (order by latency_ms) from raw.usage_events

@@ -32,7 +32,7 @@ def materialize_reference(instance, log_level: str = "INFO"):
 
 
 def materialize_reports(instance, log_level: str = "INFO"):
-    """Rebuild the month-level reports (reports_job; the sensor does it after each run); returns the result."""
+    """Rebuild the month-level reports (reports_job, which the sensor starts once the marts' runs are done)."""
     return _run_whole("reports_job", instance, log_level)
 
 

@@ -343,18 +343,17 @@ def test_a_broken_reference_file_stops_the_load_and_keeps_the_tables(priced, tmp
     assert query(dsn, "select * from reference.price_overrides order by price_id") == before
 
 
-def test_a_successful_hourly_run_requests_the_reports_rebuild(priced):
+def test_the_hourly_runs_request_one_reports_rebuild(priced):
     from orchestration.defs.automation import reports_after_marts_sensor
 
     instance = priced[3]
-    run = next(r for r in instance.get_runs() if r.job_name == "hourly_usage_job")
-    [success] = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
-    context = dg.build_run_status_sensor_context(sensor_name=reports_after_marts_sensor.name,
-                                                 dagster_instance=instance, dagster_run=run,
-                                                 dagster_event=success.event_log_entry.dagster_event)
-    request = reports_after_marts_sensor(context)
-    assert request.run_key == f"reports-after-{run.run_id}"
-    assert reports_after_marts_sensor.job_name == "reports_job"
+    hourly = [r for r in instance.get_runs() if r.job_name == "hourly_usage_job"]
+    tick = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    [request] = tick.run_requests
+    assert request.tags["warehouse/reason"] == f"after {len(hourly)} hourly_usage_job"
+    assert request.run_key == f"reports-after-{hourly[0].run_id}"  # get_runs lists the newest first
+    again = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+    assert again.run_requests == [] and again.skip_message == "no run has changed the marts since the last rebuild"
 
 
 def dbt_test(dsn: str, *select: str):

@@ -137,3 +137,48 @@ def test_jobs_that_run_dbt_queue_behind_each_other(repo):
     [limit] = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["run_coordinator"]["config"][
         "tag_concurrency_limits"]
     assert (limit["key"], limit["limit"]) == (*DBT_RUN_TAGS, 1)
+
+
+def test_a_backfill_asks_for_one_reports_rebuild_once_its_last_hour_is_done():
+    """The sensor reads the instance's run history: runs of jobs named like the real ones stand in for them."""
+    import uuid
+
+    from orchestration.defs.automation import reports_after_marts_sensor
+
+    instance = dg.DagsterInstance.ephemeral()
+    noop = dg.op(name="noop")(lambda: None)
+    jobs = {name: dg.GraphDefinition(name=name, node_defs=[noop]).to_job()
+            for name in ("hourly_usage_job", "late_event_refresh_job", "reports_job", "retention_job")}
+
+    def finish(job: str) -> None:
+        assert jobs[job].execute_in_process(instance=instance).success
+
+    def started(job: str) -> dg.DagsterRun:
+        run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED)
+        return instance.add_run(run)
+
+    def tick(cursor: str | None):
+        return reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+    assert tick(None).skip_message == "no run has changed the marts since the last rebuild"
+    # a backfill: three hours done, a fourth still running
+    for _ in range(3):
+        finish("hourly_usage_job")
+    running = started("hourly_usage_job")
+    waiting = tick(None)
+    assert waiting.run_requests == []
+    assert waiting.skip_message == "3 hourly_usage_job changed the marts; waiting for hourly_usage_job to finish"
+    # the last hour finishes, a late-event refresh too: one rebuild for all five
+    instance.delete_run(running.run_id)
+    finish("hourly_usage_job")
+    finish("late_event_refresh_job")
+    rebuild = tick(waiting.cursor)
+    [request] = rebuild.run_requests
+    assert request.tags["warehouse/reason"] == "after 4 hourly_usage_job, 1 late_event_refresh_job"
+    # nothing new (a retention run does not change the marts): no second rebuild
+    finish("retention_job")
+    assert tick(rebuild.cursor).run_requests == []
+    # a run that finishes while the rebuild runs gets the next one
+    started("reports_job")
+    finish("hourly_usage_job")
+    assert tick(rebuild.cursor).skip_message.startswith("a reports rebuild is under way")

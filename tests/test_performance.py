@@ -7,8 +7,10 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -137,7 +139,11 @@ def test_any_range_and_dimension_comes_from_the_hourly_rollup_alone(loaded):
         exact = percentile_cont(by_provider[provider], 0.95)
         assert n == len(by_provider[provider])
         assert abs(estimate - exact) <= ACCURACY * exact + 1e-9, provider
-    # the README's form, with whole histograms laid end to end, reads the same
+    # the README's query, over this window, reads the same; so does its form for a handful of rows
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [example] = re.findall(r"```sql\n(select provider,.*?unnest\(latency_buckets.*?)```", readme, re.S)
+    example = example.replace("hour_utc >= now() - interval '7 days'", "hour_utc between %s and %s")
+    assert dict(query(dsn, example.rstrip().rstrip(";"), (first, last))) == {p: v for p, (_, v) in rows.items()}
     concatenated = dict(query(dsn, """
         select provider, marts.histogram_quantile(marts.array_concat_agg(latency_buckets),
                                                   marts.array_concat_agg(latency_counts), 0.95)

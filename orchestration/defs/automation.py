@@ -1,9 +1,11 @@
-"""Schedules: ingest and roll up every hour; retention every night."""
+"""Schedules: ingest and roll up every hour; retention every night; the reports after the marts change."""
+
+from collections import Counter
 
 import dagster as dg
 
 from orchestration.defs.dbt import cost_reports
-from orchestration.defs.late_data import late_event_refresh_job
+from orchestration.defs.late_data import REASON_TAG, late_event_refresh_job
 from orchestration.defs.restatement import cost_restatement_job
 from orchestration.defs.retention import retention_job
 from orchestration.runs import DBT_RUN_TAGS
@@ -30,10 +32,36 @@ reports_job = dg.define_asset_job(
     description="Rebuild the reports (spend against budget, top users and tags, insights, cohorts, experiments).")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[hourly_usage_job, late_event_refresh_job, cost_restatement_job],
-    request_job=reports_job, default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After every run that changed the marts, rebuild the reports that summarise them.")
-def reports_after_marts_sensor(context: dg.RunStatusSensorContext):
-    return dg.RunRequest(run_key=f"reports-after-{context.dagster_run.run_id}")
+MARTS_JOBS = (hourly_usage_job.name, late_event_refresh_job.name, cost_restatement_job.name)
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+
+
+@dg.sensor(job=reports_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Once the runs that change the marts have finished, one rebuild of the reports that "
+                       "summarise them (a backfill of many hours asks for one rebuild, not one per hour).")
+def reports_after_marts_sensor(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    if instance.get_runs_count(dg.RunsFilter(job_name=reports_job.name, statuses=IN_FLIGHT)):
+        return dg.SkipReason("a reports rebuild is under way; runs that finish meanwhile get the next one")
+    # the cursor is the storage id of the last run success seen: ids grow in the order runs finish
+    # (filtered here, not by job_names: the SQLite storage of a local instance cannot)
+    successes = instance.fetch_run_status_changes(dg.RunStatusChangeRecordsFilter(
+        dg.DagsterEventType.RUN_SUCCESS, after_storage_id=int(context.cursor) if context.cursor else None),
+        limit=1000, ascending=True)
+    if not successes.records:
+        return dg.SkipReason("no run has changed the marts since the last rebuild")
+    cursor = str(successes.records[-1].storage_id)
+    changed = [record for record in successes.records if record.event_log_entry.job_name in MARTS_JOBS]
+    if not changed:
+        return dg.SensorResult(skip_reason="no run has changed the marts since the last rebuild", cursor=cursor)
+    counts = Counter(record.event_log_entry.job_name for record in changed)
+    finished = ", ".join(f"{n}{'+' if successes.has_more else ''} {job}" for job, n in sorted(counts.items()))
+    busy = [job for job in MARTS_JOBS if instance.get_runs_count(dg.RunsFilter(job_name=job, statuses=IN_FLIGHT))]
+    if busy:  # a backfill: rebuild once, after its last hour (the cursor stays, so these runs still count)
+        return dg.SkipReason(f"{finished} changed the marts; waiting for {', '.join(busy)} to finish")
+    context.log.info(f"{finished} changed the marts: rebuilding the reports")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"reports-after-{changed[-1].run_id}",
+                                    tags={REASON_TAG: f"after {finished}"[:200]})],
+        cursor=cursor)

@@ -1,5 +1,5 @@
 """dbt models as Dagster assets: the rollups and marts, incremental on the hourly partition window; the
-reports (tag `reports`: whole-history tables rebuilt whole) after every run that changed them.
+reports (tag `reports`: whole-history tables rebuilt whole) once the runs that changed them are done.
 
 dbt builds the marts in schema `build`; they are published to schema `marts` (what BI reads) only after
 every gate of the run passed (orchestration/publication.py). Every dbt test, generic, singular and
