@@ -32,9 +32,13 @@ def loaded(server_dsn, dbt_manifest, tmp_path_factory):
     mp.setenv("WAREHOUSE_DSN", dsn)
     mp.setenv("WAREHOUSE_LANDING_DIR", str(root))
     generate(root, START, DAYS, 900, seed=8, defects=Defects(0, 0, 0, 0))  # every line one valid event
+    last_day = START + timedelta(days=DAYS - 1)
+    write_midnight_session(root, last_day)
     instance = dg.DagsterInstance.ephemeral()
     assert materialize_reference(instance).success  # prices, for the sessions' and variants' costs
-    assert run_hours(START, START + timedelta(days=DAYS) - timedelta(hours=1), instance).success
+    # two runs: the second, of the last day, takes the incremental path of every model
+    assert run_hours(START, last_day - timedelta(hours=1), instance).success
+    assert run_hours(last_day, last_day + timedelta(hours=23), instance).success
     assert materialize_reports(instance).success
     events = [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
               for line in gzip.open(path, "rt").read().splitlines()]
@@ -47,6 +51,20 @@ def percentile_cont(values: list[float], q: float) -> float:
     rank = q * (len(ordered) - 1)
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def write_midnight_session(root, midnight: datetime) -> None:
+    """A session through the whole funnel that starts before midnight: its later steps land in the next
+    day's run, which must recompute the day the session started."""
+    first = sorted(root.rglob("*.jsonl.gz"))[0]
+    template = {k: v for k, v in json.loads(gzip.open(first, "rt").readline()).items() if k != "received_at"}
+    steps = [(-10, "read_file", "read"), (10, "run_tests", "run"), (20, "edit_file", "suggest_fix")]
+    for i, (minutes, tool, action) in enumerate(steps):
+        time = midnight + timedelta(minutes=minutes)
+        event = {**template, "event_id": f"midnight-{i}", "session_id": "midnight-session",
+                 "event_time": time.isoformat(), "tool": tool, "action": action}
+        with gzip.open(landing_path(root, time).with_name("midnight.jsonl.gz"), "at") as f:
+            f.write(json.dumps(event) + "\n")
 
 
 def at(event: dict) -> datetime:

@@ -33,3 +33,15 @@
       and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
       and event_hour in (select event_hour from affected_hours)
 {%- endmacro %}
+
+{#- The first and last affected UTC day, queried when the model runs, as 'YYYY-MM-DD' literals
+    (both '9999-12-31' when nothing is affected). A bound given as a subquery leaves the planner
+    guessing how many events it keeps; guessing few, it nest-loops self-joins over days of events. -#}
+{% macro affected_day_literals() -%}
+    {%- if execute -%}
+        {%- set row = run_query("select min(day_utc)::text, max(day_utc)::text from (" ~ affected_utc_days() ~ ") as days").rows[0] -%}
+        {{ return((row[0] or '9999-12-31', row[1] or '9999-12-31')) }}
+    {%- else -%}
+        {{ return(('9999-12-31', '9999-12-31')) }}
+    {%- endif -%}
+{%- endmacro %}

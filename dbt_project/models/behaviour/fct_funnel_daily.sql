@@ -13,6 +13,7 @@
 -- A run recomputes its days and the day before each (a session's later steps may arrive a day on).
 
 {%- set allowed = ['event_type', 'tool', 'action', 'service', 'model'] %}
+{%- if is_incremental() %}{% set first_day, last_day = affected_day_literals() %}{% endif %}
 
 with
 
@@ -38,8 +39,9 @@ events as (
     from {{ ref('stg_usage__events') }}
     where session_id is not null
     {% if is_incremental() %}
-      and event_time >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
-      and event_time < (select max(day_utc) + 2 from affected_days)::timestamp at time zone 'UTC'
+      -- literal bounds: the planner then hash-joins the steps (a subquery bound made it nest-loop)
+      and event_time >= ('{{ first_day }}'::date - 1)::timestamp at time zone 'UTC'
+      and event_time < ('{{ last_day }}'::date + 2)::timestamp at time zone 'UTC'
     {% endif %}
 
 ),
