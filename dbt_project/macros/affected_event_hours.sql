@@ -1,3 +1,9 @@
+{#- What an incremental run recomputes. Everything here is looked up as the model runs and written into
+    its SQL as literals: the planner then knows how many hours and days, and how many events they
+    hold. Given subqueries instead, it guessed, and a wrong guess nest-looped joins over a day of
+    events (seen on 10M events: 14 s instead of 0.7 s for the funnel, minutes for the experiment
+    rollup's join to the event costs). -#}
+
 {#- The UTC event hours an incremental run recomputes, as a query with one column, event_hour.
     window_kind 'landing' (the hourly job): every hour touched by an event that landed in [min_date, max_date).
     window_kind 'event' (price restatements): the event hours [min_date, max_date) themselves. -#}
@@ -7,11 +13,29 @@
                            '{{ var("max_date") }}'::timestamptz - interval '1 hour',
                            interval '1 hour') as event_hour
     {%- else -%}
-    select distinct event_hour
-    from {{ ref('stg_usage__events') }}
-    where landing_hour >= '{{ var("min_date") }}'::timestamptz
-      and landing_hour < '{{ var("max_date") }}'::timestamptz
+    {%- set hours = landed_event_hours() -%}
+    select unnest(array[{% for hour in hours %}'{{ hour }}'{{ ", " if not loop.last }}{% endfor %}]::timestamptz[])
+           as event_hour
     {%- endif %}
+{%- endmacro %}
+
+{#- The event hours of the events that landed in [min_date, max_date) in hours whose gate passed (the
+    rule of the staging view, read from the sources so both tables are cut to the window: 30 ms on
+    10M events against 300 ms through the view), as 'YYYY-MM-DD HH:00:00+00' strings. -#}
+{% macro landed_event_hours() -%}
+    {%- set sql -%}
+    select distinct to_char(date_trunc('hour', events.event_time, 'UTC') at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00')
+    from {{ source('raw', 'usage_events') }} as events
+    join {{ source('raw', 'landing_hours') }} as gate
+        on gate.landing_hour = events.landing_hour
+       and gate.gate_status = 'passed'
+    where events.landing_hour >= '{{ var("min_date") }}'::timestamptz
+      and events.landing_hour < '{{ var("max_date") }}'::timestamptz
+      and gate.landing_hour >= '{{ var("min_date") }}'::timestamptz
+      and gate.landing_hour < '{{ var("max_date") }}'::timestamptz
+    order by 1
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values() | list if execute else []) }}
 {%- endmacro %}
 
 {#- The UTC days holding an affected hour (a daily model recomputes whole days). -#}
@@ -20,28 +44,36 @@
     from ({{ affected_event_hours() }}) as hours
 {%- endmacro %}
 
-{#- A filter on a timestamp column: inside the span of the CTE affected_days. -#}
+{#- The first and last affected hour as text literals, and the affected UTC days ('9999-12-31 ...'
+    and no days when nothing is affected, an empty range). -#}
+{% macro affected_bounds() -%}
+    {%- set sql -%}
+    select to_char(min(event_hour) at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00'),
+           to_char(max(event_hour) at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00'),
+           string_agg(distinct to_char(event_hour at time zone 'UTC', 'YYYY-MM-DD'), ','
+                      order by to_char(event_hour at time zone 'UTC', 'YYYY-MM-DD'))
+    from ({{ affected_event_hours() }}) as hours
+    {%- endset -%}
+    {%- set row = run_query(sql).rows[0] if execute else [none, none, none] -%}
+    {%- set days = row[2].split(',') if row[2] else [] -%}
+    {{ return({'first_hour': row[0] or '9999-12-31 00:00:00+00', 'last_hour': row[1] or '9999-12-31 00:00:00+00',
+               'days': days, 'first_day': days[0] if days else '9999-12-31',
+               'last_day': days[-1] if days else '9999-12-31'}) }}
+{%- endmacro %}
+
+{#- A filter on a timestamp column: inside the affected UTC days, one range per day (the planner
+    reads each range off the column's statistics). -#}
 {% macro within_affected_days(column) -%}
-    {{ column }} >= (select min(day_utc) from affected_days)::timestamp at time zone 'UTC'
-      and {{ column }} < (select max(day_utc) + 1 from affected_days)::timestamp at time zone 'UTC'
+    {%- set days = affected_bounds().days or ['9999-12-31'] -%}
+    ({% for day in days %}{{ "\n       or " if not loop.first }}({{ column }} >= '{{ day }}'::date::timestamp at time zone 'UTC'
+        and {{ column }} < ('{{ day }}'::date + 1)::timestamp at time zone 'UTC'){% endfor %})
 {%- endmacro %}
 
 {#- A filter on events: inside the hours of the CTE affected_hours (the time range first, so the
     day partitions and BRIN index of the raw events are pruned). -#}
 {% macro within_affected_hours() -%}
-    event_time >= (select min(event_hour) from affected_hours)
-      and event_time < (select max(event_hour) + interval '1 hour' from affected_hours)
+    {%- set bounds = affected_bounds() -%}
+    event_time >= '{{ bounds.first_hour }}'::timestamptz
+      and event_time < '{{ bounds.last_hour }}'::timestamptz + interval '1 hour'
       and event_hour in (select event_hour from affected_hours)
-{%- endmacro %}
-
-{#- The first and last affected UTC day, queried when the model runs, as 'YYYY-MM-DD' literals
-    (both '9999-12-31' when nothing is affected). A bound given as a subquery leaves the planner
-    guessing how many events it keeps; guessing few, it nest-loops self-joins over days of events. -#}
-{% macro affected_day_literals() -%}
-    {%- if execute -%}
-        {%- set row = run_query("select min(day_utc)::text, max(day_utc)::text from (" ~ affected_utc_days() ~ ") as days").rows[0] -%}
-        {{ return((row[0] or '9999-12-31', row[1] or '9999-12-31')) }}
-    {%- else -%}
-        {{ return(('9999-12-31', '9999-12-31')) }}
-    {%- endif -%}
 {%- endmacro %}

@@ -32,20 +32,6 @@ events as (
 
 ),
 
-{% if is_incremental() %}
-affected_hours as (
-
-    {{ affected_event_hours() }}
-
-),
-
-affected_days as (
-
-    {{ affected_utc_days() }}
-
-),
-{% endif %}
-
 day_events as (
 
     select
@@ -59,7 +45,6 @@ day_events as (
     {% if is_incremental() %}
        and {{ within_affected_days('costs.event_hour') }}  -- read only the affected days' costs
     where {{ within_affected_days('events.event_time') }}
-      and (events.event_hour at time zone 'UTC')::date in (select day_utc from affected_days)
     {% endif %}
 
 ),

@@ -13,7 +13,7 @@
 -- A run recomputes its days and the day before each (a session's later steps may arrive a day on).
 
 {%- set allowed = ['event_type', 'tool', 'action', 'service', 'model'] %}
-{%- if is_incremental() %}{% set first_day, last_day = affected_day_literals() %}{% endif %}
+{%- if is_incremental() %}{% set bounds = affected_bounds() %}{% endif %}
 
 with
 
@@ -39,9 +39,8 @@ events as (
     from {{ ref('stg_usage__events') }}
     where session_id is not null
     {% if is_incremental() %}
-      -- literal bounds: the planner then hash-joins the steps (a subquery bound made it nest-loop)
-      and event_time >= ('{{ first_day }}'::date - 1)::timestamp at time zone 'UTC'
-      and event_time < ('{{ last_day }}'::date + 2)::timestamp at time zone 'UTC'
+      and event_time >= ('{{ bounds.first_day }}'::date - 1)::timestamp at time zone 'UTC'
+      and event_time < ('{{ bounds.last_day }}'::date + 2)::timestamp at time zone 'UTC'
     {% endif %}
 
 ),

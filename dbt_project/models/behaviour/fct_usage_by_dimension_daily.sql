@@ -14,20 +14,6 @@
 
 with
 
-{% if is_incremental() %}
-affected_hours as (
-
-    {{ affected_event_hours() }}
-
-),
-
-affected_days as (
-
-    {{ affected_utc_days() }}
-
-),
-{% endif %}
-
 events as (
 
     select
@@ -44,7 +30,6 @@ events as (
     from {{ ref('stg_usage__events') }}
     {% if is_incremental() %}
     where {{ within_affected_days('event_time') }}
-      and (event_hour at time zone 'UTC')::date in (select day_utc from affected_days)
     {% endif %}
 
 ),

@@ -19,20 +19,6 @@ events as (
 
 ),
 
-{% if is_incremental() %}
-affected_hours as (
-
-    {{ affected_event_hours() }}
-
-),
-
-affected_days as (
-
-    {{ affected_utc_days() }}
-
-),
-{% endif %}
-
 final as (
 
     select
@@ -47,7 +33,6 @@ final as (
     where user_id is not null
     {% if is_incremental() %}
       and {{ within_affected_days('event_time') }}
-      and (event_hour at time zone 'UTC')::date in (select day_utc from affected_days)
     {% endif %}
     group by 1, 2, 3
 

@@ -18,14 +18,6 @@ events as (
 
 ),
 
-{% if is_incremental() %}
-affected_days as (
-
-    {{ affected_utc_days() }}
-
-),
-{% endif %}
-
 scoped as (
 
     select events.*

@@ -19,14 +19,6 @@ hourly as (
 
 ),
 
-{% if is_incremental() %}
-affected_days as (
-
-    {{ affected_utc_days() }}
-
-),
-{% endif %}
-
 scoped as (
 
     select hourly.*, (hour_utc at time zone 'UTC')::date as day_utc
