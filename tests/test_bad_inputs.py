@@ -166,6 +166,21 @@ def test_a_big_file_with_late_duplicates_keeps_the_first_of_each_past_the_savepo
         (3000, sum(range(3000)))]  # the first occurrence of each id won
 
 
+def test_chunks_after_a_refused_registration_still_load_whole(warehouse, tmp_path):
+    """A chunk holding an id of an earlier file is undone to its savepoint and registered the slow way;
+    the chunks after it, whose savepoints follow on the undone one, load as usual."""
+    land(tmp_path, "a.jsonl", [line(event_id=f"a{i}", output_tokens=5) for i in range(20)])
+    b = [line(event_id=f"b{i}", output_tokens=1) for i in range(4000)]  # chunks of 125, 250, 500, 1000, ...
+    b[10] = line(event_id="a3", output_tokens=5)  # in the first chunk: the same as a's line
+    b[475] = line(event_id="a7", output_tokens=9)  # in the third chunk: a conflict
+    land(tmp_path, "b.jsonl", b)
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/b.jsonl"]
+    assert (batch.read, batch.loaded, batch.duplicate, batch.conflicting) == (4000, 3998, 2, 1)
+    assert query(warehouse, "select count(*), count(distinct event_id), sum(output_tokens) from raw.usage_events") == [
+        (20 + 3998, 20 + 3998, 20 * 5 + 3998)]  # a's rows kept, every other row of b once
+    assert query(warehouse, "select count(*) from raw.event_ids") == [(20 + 3998,)]
+
+
 def test_loading_does_not_wait_behind_autovacuum(warehouse, tmp_path):
     """An existing schema is not re-declared: `create index if not exists` would queue behind a vacuum."""
     land(tmp_path, "a.jsonl", [line()])
