@@ -45,8 +45,10 @@
 {%- endmacro %}
 
 {#- The first and last affected hour as text literals, and the affected UTC days ('9999-12-31 ...'
-    and no days when nothing is affected, an empty range). -#}
+    and no days when nothing is affected, an empty range). The hourly job's window is worked out here
+    from the landed hours (one lookup per call); a restatement's window by the database. -#}
 {% macro affected_bounds() -%}
+    {%- if var('window_kind', 'landing') == 'event' -%}
     {%- set sql -%}
     select to_char(min(event_hour) at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00'),
            to_char(max(event_hour) at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00'),
@@ -55,8 +57,13 @@
     from ({{ affected_event_hours() }}) as hours
     {%- endset -%}
     {%- set row = run_query(sql).rows[0] if execute else [none, none, none] -%}
-    {%- set days = row[2].split(',') if row[2] else [] -%}
-    {{ return({'first_hour': row[0] or '9999-12-31 00:00:00+00', 'last_hour': row[1] or '9999-12-31 00:00:00+00',
+    {%- set first_hour, last_hour, days = row[0], row[1], (row[2].split(',') if row[2] else []) -%}
+    {%- else -%}
+    {%- set hours = landed_event_hours() -%}  {#- sorted 'YYYY-MM-DD HH:00:00+00' strings -#}
+    {%- set first_hour, last_hour, days = (hours[0] if hours else none), (hours[-1] if hours else none), [] -%}
+    {%- for hour in hours -%}{%- if hour[:10] not in days -%}{%- do days.append(hour[:10]) -%}{%- endif -%}{%- endfor -%}
+    {%- endif -%}
+    {{ return({'first_hour': first_hour or '9999-12-31 00:00:00+00', 'last_hour': last_hour or '9999-12-31 00:00:00+00',
                'days': days, 'first_day': days[0] if days else '9999-12-31',
                'last_day': days[-1] if days else '9999-12-31'}) }}
 {%- endmacro %}
