@@ -30,7 +30,7 @@ BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
 WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
 # rows sent to the server at a time: memory stays flat whatever the file size; each chunk costs three
-# statements, and 2,500 rows loaded 1.2M events 20-30 % faster than 1,000 (bench/RESULTS.md, 2026-11-29)
+# statements, and 2,500 rows loaded 1.2M events 18-30 % faster than 1,000 (bench/RESULTS.md, 2026-11-29)
 CHUNK_ROWS = 2_500
 FIRST_CHUNK_ROWS = 125  # a small first chunk puts the server to work early in each batch
 # PostgreSQL caches 64 subtransactions per session in shared memory; past that, every other session's
