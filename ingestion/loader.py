@@ -19,7 +19,7 @@ import psycopg2
 import psycopg2.errors
 
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
-from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, csv_line
+from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, event_line
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
@@ -87,7 +87,7 @@ class NewEvents:
 
     def __init__(self, writer: ServerWriter, batch_id: int):
         self.writer, self.batch_id = writer, batch_id
-        self.pending: dict[str, tuple[str, bytes]] = {}  # event_id -> (content hash, CSV line)
+        self.pending: dict[str, tuple[str, bytes]] = {}  # event_id -> (content hash, COPY line)
         self.first = self.last = None  # event-time span of the chunk: its day partitions must exist
         self.chunk_rows = FIRST_CHUNK_ROWS
         self.savepoints = 0
@@ -257,7 +257,7 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     events = NewEvents(writer, batch_id)
     quarantine = CopyBuffer(writer, "raw.quarantine (batch_id, source, file, line_number, raw_text, reasons)")
     read = 0
-    lineage = f",{landing_hour.isoformat()},{batch_id}\n".encode()
+    lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n".encode()
     json_rows = source.format == "jsonl"
     for line_number, raw, row in rows:
         read += 1
@@ -267,7 +267,7 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")
             continue
         row = outcome.row
-        line = csv_line(row, lineage, json_rows and b"\\" not in raw)
+        line = event_line(row, lineage, json_rows and b"\\" not in raw)
         events.add(row[0], row[EVENT_TIME], outcome.content_hash, line)
     events.flush()
     quarantined = quarantine.close()

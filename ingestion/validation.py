@@ -96,6 +96,8 @@ _TIMESTAMPS = tuple(i for i, f in enumerate(FIELDS) if f.kind == "timestamp")
 EVENT_TIME = FIELD_NAMES.index("event_time")  # position in a row
 _TOKEN_NAMES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 _TOKENS = tuple(FIELD_NAMES.index(name) for name in _TOKEN_NAMES)
+_TOKEN_FIELDS = slice(_TOKENS[0], _TOKENS[-1] + 1)  # adjacent in the contract: a slice, not a generator per line
+assert _TOKENS == tuple(range(_TOKEN_FIELDS.start, _TOKEN_FIELDS.stop))
 
 
 def token_parts_reasons(input_, cached, cache_write, output, reasoning) -> list[str]:
@@ -127,7 +129,7 @@ def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple 
     event_time = row[EVENT_TIME]
     if not landing_hour - max_lateness <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
         return None
-    if token_parts_reasons(*(row[i] for i in _TOKENS)):
+    if token_parts_reasons(*row[_TOKEN_FIELDS]):
         return None
     return tuple(row)
 

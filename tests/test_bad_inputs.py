@@ -139,16 +139,34 @@ def test_the_ledger_adds_up_for_every_batch(warehouse, tmp_path):
 
 def test_tabs_newlines_quotes_and_backslashes_in_values_survive_the_copy(warehouse, tmp_path):
     tricky = 'a\tb\nc\\d\re \\N "q" \\"'
-    plain = 'null, "quoted", ünïcødé ✓'  # no backslash in its JSON line: the C-encoded path
     land(tmp_path, "a.jsonl", [line(event_id="t", user_id=tricky, metadata={"note": tricky}), line(),
-                               line(event_id="n", user_id="null", service=",", metadata={"k": 'v "w"'}),
-                               line(event_id="p", user_id=plain, metadata={"note": plain, "n": None, "l": [1.5]})])
+                               line(event_id="n", user_id="null", service=",", metadata={"k": 'v "w"'})])
     load(warehouse, tmp_path)
     assert query(warehouse, "select event_id, user_id, service, metadata from raw.usage_events order by 1") == [
         ("good-1", None, None, None),
         ("n", "null", ",", {"k": 'v "w"'}),  # the text "null" is not NULL
-        ("p", plain, None, {"note": plain, "n": None, "l": [1.5]}),
         ("t", tricky, None, {"note": tricky})]
+
+
+def test_lines_without_backslashes_take_the_encoded_path_and_keep_every_value(warehouse, tmp_path):
+    # lines without a backslash are turned into COPY lines by msgspec (ingestion/copy_format.py): a comma in
+    # a string, the text "null", unicode line separators and nested metadata must come through as they were
+    cases = {
+        "comma": {"user_id": "a, b", "service": "x,y,z"},
+        "null-text": {"user_id": "null", "service": "nul", "metadata": {"n": "null", "v": None}},
+        "unicode": {"user_id": "ünïcødé ✓", "action": "line\u2028separator", "tool": "{x}"},
+        "metadata": {"metadata": {"a": [1.5, "b,c", {"d": None}], "e": 10 ** 15}, "credits": 1e-07},
+        "no-metadata": {"metadata": None, "error_code": None, "http_status": None},
+    }
+    lines = [json.dumps({**GOOD, "event_id": name, **fields}, ensure_ascii=False).encode()
+             for name, fields in cases.items()]
+    assert not any(b"\\" in raw for raw in lines)
+    land(tmp_path, "a.jsonl", lines)
+    load(warehouse, tmp_path)
+    columns = ["user_id", "service", "action", "tool", "metadata", "credits", "error_code", "http_status"]
+    stored = {row[0]: dict(zip(columns, row[1:], strict=True)) for row in query(
+        warehouse, f"select event_id, {', '.join(columns)} from raw.usage_events")}
+    assert stored == {name: {c: {**GOOD, **fields}.get(c) for c in columns} for name, fields in cases.items()}
 
 
 def test_a_big_file_with_late_duplicates_keeps_the_first_of_each_past_the_savepoint_cap(warehouse, tmp_path,
