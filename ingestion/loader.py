@@ -19,11 +19,23 @@ import psycopg2
 import psycopg2.errors
 
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
-from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, event_line
+from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, event_line, fast_event_line
 from ingestion.readers import checksum, files_for_hour, format_of, open_rows
 from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
-from ingestion.validation import EVENT_TIME, MAX_LATENESS, Rejected, ValidEvent, parse_line, validate, validate_record
+from ingestion.validation import (
+    EVENT_TIME,
+    MAX_LATENESS,
+    Rejected,
+    ValidEvent,
+    content_hash,
+    event_time_window,
+    fast_row,
+    parse_line,
+    validate,
+    validate_record,
+    validate_slowly,
+)
 from ingestion.writer import ServerWriter
 
 BUILTIN = "landing"  # the source of files in the contract's own shape
@@ -259,9 +271,19 @@ def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: st
     read = 0
     lineage = f"\t{landing_hour.isoformat()}\t{batch_id}\n".encode()
     json_rows = source.format == "jsonl"
+    contract_lines = json_rows and source.name == BUILTIN
+    window = event_time_window(landing_hour, max_lateness)
     for line_number, raw, row in rows:
         read += 1
-        outcome = check_row(raw, row, source, landing_hour, max_lateness)
+        if contract_lines:
+            # the common case, checked and rendered in one step: 1 us of 6.6 less per line than through
+            # validate() and event_line() (bench/RESULTS.md, 2026-11-30)
+            if b"\\" not in raw and (values := fast_row(raw, *window)) is not None:
+                events.add(values[0], values[EVENT_TIME], content_hash(raw), fast_event_line(values, lineage))
+                continue
+            outcome = validate_slowly(raw, landing_hour, max_lateness)
+        else:
+            outcome = check_row(raw, row, source, landing_hour, max_lateness)
         if type(outcome) is Rejected:
             quarantine.add("\t".join(copy_text(v) for v in (
                 batch_id, source.name, name, line_number, _shown(raw), "{" + ",".join(outcome.reasons) + "}")) + "\n")

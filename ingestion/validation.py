@@ -111,9 +111,20 @@ def token_parts_reasons(input_, cached, cache_write, output, reasoning) -> list[
     return reasons
 
 
-def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple | None:
-    """The common case at C speed: a line without escapes whose fields are all of the contract's
-    types and ranges. None sends the line to the detailed check, which also names the reasons."""
+def event_time_window(landing_hour: datetime, max_lateness: timedelta = MAX_LATENESS) -> tuple[datetime, datetime]:
+    """The earliest and latest event time a file landed in `landing_hour` may carry."""
+    return landing_hour - max_lateness, landing_hour + _FUTURE_LIMIT
+
+
+def content_hash(raw: bytes) -> str:
+    """What tells two rows with the same event id apart (conflicting duplicates): the line's SHA-1."""
+    return hashlib.sha1(raw).hexdigest()
+
+
+def fast_row(raw: bytes, earliest: datetime, latest: datetime) -> list | None:
+    """The common case at C speed: a line without backslashes whose fields are all of the contract's
+    types and ranges, as a list in the contract's order. None sends the line to the detailed check,
+    which also names the reasons. `earliest` and `latest`: see event_time_window."""
     try:
         row = list(_astuple(_decode_event(raw)))
     except ValueError:  # msgspec's errors, and invalid UTF-8
@@ -126,12 +137,12 @@ def _fast(raw: bytes, landing_hour: datetime, max_lateness: timedelta) -> tuple 
                 return None
             if ts.tzinfo is None:
                 return None
-    event_time = row[EVENT_TIME]
-    if not landing_hour - max_lateness <= event_time <= landing_hour + _FUTURE_LIMIT or not row[0].isprintable():
+    if not earliest <= row[EVENT_TIME] <= latest or not row[0].isprintable():
         return None
-    if token_parts_reasons(*row[_TOKEN_FIELDS]):
+    input_, cached, cache_write, output, reasoning = row[_TOKEN_FIELDS]  # token_parts_reasons, without a call
+    if (cached or 0) + (cache_write or 0) > (input_ or 0) or (reasoning or 0) > (output or 0):
         return None
-    return tuple(row)
+    return row
 
 
 def validate(raw: bytes, landing_hour: datetime, max_lateness: timedelta = MAX_LATENESS) -> ValidEvent | Rejected:
@@ -139,9 +150,9 @@ def validate(raw: bytes, landing_hour: datetime, max_lateness: timedelta = MAX_L
 
     An event may be at most `max_lateness` older than the hour it landed in (event_time:too_late)."""
     if b"\\" not in raw:  # no escapes: no NUL, no surrogates, nothing the fast decoder could read otherwise
-        row = _fast(raw, landing_hour, max_lateness)
+        row = fast_row(raw, *event_time_window(landing_hour, max_lateness))
         if row is not None:
-            return ValidEvent(row, hashlib.sha1(raw).hexdigest())
+            return ValidEvent(tuple(row), content_hash(raw))
     return validate_slowly(raw, landing_hour, max_lateness)
 
 
@@ -205,9 +216,10 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
         reasons.append("event_id:not_printable")
     event_time = values["event_time"]
     if type(event_time) is datetime:
-        if event_time > landing_hour + _FUTURE_LIMIT:
+        earliest, latest = event_time_window(landing_hour, max_lateness)
+        if event_time > latest:
             reasons.append("event_time:in_the_future")
-        elif event_time < landing_hour - max_lateness:
+        elif event_time < earliest:
             reasons.append("event_time:too_late")
     if not any(reason.split(":")[0] in _TOKEN_NAMES for reason in reasons):  # one reason per mistake
         reasons += token_parts_reasons(*(values[name] for name in _TOKEN_NAMES))
@@ -219,4 +231,4 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
         values["metadata"] = {**unknown, **(values["metadata"] or {})}
     if values["event_id"] is None:
         values["event_id"] = derived_event_id(record)
-    return ValidEvent(tuple([values[name] for name in FIELD_NAMES]), hashlib.sha1(source_row).hexdigest())
+    return ValidEvent(tuple([values[name] for name in FIELD_NAMES]), content_hash(source_row))
