@@ -9,9 +9,10 @@ and marked as passed by the raw gate (the Great Expectations suites are not time
    written to a table (what a hand-rolled rollup would do).
 2. Full build: `dbt build --full-refresh` of every model and test (the reports included), then the
    publication of every mart to schema marts.
-3. Incremental hour (the larger warehouse; issue 6 asks for at most 5 % of the full build): the
-   last hour's file is loaded and the hourly job's dbt build runs for that landing hour (every
-   model but the reports, with their tests); then the reports' rebuild, which runs after it.
+3. Incremental hour (the larger warehouse; issue 6 asks for at most 5 % of the full build): on the
+   warehouse at rest (VACUUM ANALYZE after the full build, as autovacuum would), the last hour's
+   file is loaded and the hourly job's dbt build runs for that landing hour (every model but the
+   reports, with their tests); then the reports' rebuild, which runs after it.
 4. Dashboard queries on the marts, each run QUERY_RUNS times (issue 6: p95 under 100 ms), beside
    the same question asked of the raw events where it can be.
 Uses WAREHOUSE_DSN's server, or the embedded one. Prints tables of medians.
@@ -215,7 +216,20 @@ def full_build(dsn: str, target: Path, runs: int) -> dict[str, list[float]]:
     return {"group_by": group_by, "build": build, "slowest": slowest(target), "publish": [publish_all(dsn, target)]}
 
 
+def settle(dsn: str) -> None:
+    """VACUUM ANALYZE every table: what autovacuum does in the minutes after a full build. Without it,
+    autovacuum ran on the rebuilt marts during the first timed hours (16.5 s against 14.2 s at rest)."""
+    conn = connect(dsn)
+    conn.autocommit = True  # VACUUM cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute("vacuum (analyze)")
+    finally:
+        conn.close()
+
+
 def incremental(dsn: str, landing: Path, last: datetime, target: Path, runs: int) -> dict[str, list[float]]:
+    say(f"  settled (vacuum analyze) in {timed(lambda: settle(dsn)):.0f} s")
     conn = connect(dsn)
     try:
         load = [timed(lambda: list(load_hour(conn, landing, last)))]
