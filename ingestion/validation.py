@@ -125,6 +125,8 @@ def fast_row(raw: bytes, earliest: datetime, latest: datetime) -> list | None:
     """The common case at C speed: a line without backslashes whose fields are all of the contract's
     types and ranges, as a list in the contract's order. None sends the line to the detailed check,
     which also names the reasons. `earliest` and `latest`: see event_time_window."""
+    if b"\\" in raw:  # escapes: NUL, surrogates, what the fast decoder could read otherwise
+        return None
     try:
         row = list(_astuple(_decode_event(raw)))
     except ValueError:  # msgspec's errors, and invalid UTF-8
@@ -149,10 +151,9 @@ def validate(raw: bytes, landing_hour: datetime, max_lateness: timedelta = MAX_L
     """Check one JSON line against the contract; unknown top-level fields are kept in metadata.
 
     An event may be at most `max_lateness` older than the hour it landed in (event_time:too_late)."""
-    if b"\\" not in raw:  # no escapes: no NUL, no surrogates, nothing the fast decoder could read otherwise
-        row = fast_row(raw, *event_time_window(landing_hour, max_lateness))
-        if row is not None:
-            return ValidEvent(tuple(row), content_hash(raw))
+    row = fast_row(raw, *event_time_window(landing_hour, max_lateness))
+    if row is not None:
+        return ValidEvent(tuple(row), content_hash(raw))
     return validate_slowly(raw, landing_hour, max_lateness)
 
 
