@@ -7,7 +7,9 @@
    a primary key on event_id (no parsing, no validation, no deduplication).
 3. Ingest: the real loader (ingestion.loader.load_hour) over every landing hour, in a fresh
    child process so its peak RSS is its own. Baseline and ingest run in turns, one pair per run.
-Prints a table of medians; targets (issue 3): >= 100,000 events/s, ratio <= 1.5, peak RSS < 500 MB.
+Prints a table of medians; targets (issue 3): >= 100,000 events/s, ratio <= 1.5, peak RSS < 500 MB;
+and the CPU seconds of the loader process and of the server backend (when the server runs on this
+machine), which tell which half of a load sets its pace.
 Uses WAREHOUSE_DSN's server, or the embedded one, in a scratch database `warehouse_bench`.
 """
 
@@ -42,22 +44,35 @@ import json, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 import psycopg2
+from bench.ingest import backend_cpu
 from ingestion.loader import load_hour
 dsn, landing, start, hours = sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])
 conn = psycopg2.connect(dsn)
 with conn, conn.cursor() as cur:
     cur.execute("drop schema if exists raw cascade; drop schema if exists audit cascade")
-began = time.perf_counter()
+    cur.execute("select pg_backend_pid()")
+    backend = cur.fetchone()[0]
+began, cpu, server_cpu = time.perf_counter(), time.process_time(), backend_cpu(backend)
 loaded = read = 0
 for h in range(hours):
     for batch in load_hour(conn, landing, start + timedelta(hours=h)):
         loaded += batch.loaded
         read += batch.read
-seconds = time.perf_counter() - began
+seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+server_cpu = server_cpu and backend_cpu(backend) - server_cpu
 # VmHWM: this process image's own peak (ru_maxrss would keep the parent's peak across fork+exec)
 rss_mb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
-print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb}))
+print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb, "cpu": cpu,
+                  "server_cpu": server_cpu}))
 """
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds of a server backend process, or None if the server runs on another machine."""
+    proc = Path(f"/proc/{pid}")
+    if not (proc / "comm").exists() or (proc / "comm").read_text().strip() != "postgres":
+        return None
+    return int((proc / "schedstat").read_text().split()[0]) / 1e9
 
 
 def server_dsn() -> str:
@@ -80,18 +95,20 @@ def copy_text(landing: Path) -> tuple[bytes, int]:
     return out.getvalue().encode(), len(seen)
 
 
-def plain_copy(dsn: str, payload: bytes) -> float:
+def plain_copy(dsn: str, payload: bytes) -> tuple[float, float | None]:
+    """Seconds, and the server backend's CPU seconds (None if it runs elsewhere)."""
     conn = connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute("drop schema if exists bench cascade; create schema bench")
         columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
         cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), backend_cpu(conn.get_backend_pid())
     with conn, conn.cursor() as cur:
         cur.copy_expert(f"copy bench.plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(payload))
     seconds = time.perf_counter() - began
+    cpu = cpu and backend_cpu(conn.get_backend_pid()) - cpu
     conn.close()
-    return seconds
+    return seconds, cpu
 
 
 def ingest(dsn: str, landing: Path, hours: int) -> dict:
@@ -118,9 +135,11 @@ def main() -> None:
             lines = generate(landing, START, days, args.events // days, seed=5).lines
             print(f"generated {lines:,} lines in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         payload, rows = copy_text(landing)
-        baseline, runs = [], []
+        baseline, baseline_cpu, runs = [], [], []
         for run in range(args.runs):  # in pairs: a drift of the machine's speed hits both sides alike
-            baseline.append(plain_copy(dsn, payload))
+            seconds, cpu = plain_copy(dsn, payload)
+            baseline.append(seconds)
+            baseline_cpu.append(cpu)
             runs.append(ingest(dsn, landing, days * 24))
             print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, ingest {runs[-1]['seconds']:.2f} s",
                   file=sys.stderr)
@@ -134,6 +153,13 @@ def main() -> None:
     print(f"{'ratio ingest / plain COPY':<36} {ingest_s / copy_s:>12.2f}")
     print(f"{'median ratio of the pairs':<36} {pair_ratio:>12.2f}")
     print(f"{'ingest peak RSS':<36} {statistics.median(r['rss_mb'] for r in runs):>9.0f} MB")
+    # which half sets the pace: the loader's threads (read, check, send) or the server storing the rows
+    print(f"{'ingest CPU: loader process':<36} {statistics.median(r['cpu'] for r in runs):>10.2f} s")
+    server_cpus = {"ingest CPU: server backend": [r["server_cpu"] for r in runs],
+                   "plain COPY CPU: server backend": baseline_cpu}
+    for measure, cpus in server_cpus.items():
+        shown = f"{statistics.median(cpus):>10.2f} s" if None not in cpus else f"{'n/a':>12}   (server elsewhere)"
+        print(f"{measure:<36} {shown}")
     ingest_runs = " ".join(f"{r['seconds']:.2f}" for r in runs)
     print(f"{'single runs: plain COPY, ingest':<36} {' '.join(f'{s:.2f}' for s in baseline)} s; {ingest_runs} s")
 
