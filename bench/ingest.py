@@ -52,14 +52,14 @@ with conn, conn.cursor() as cur:
     cur.execute("drop schema if exists raw cascade; drop schema if exists audit cascade")
     cur.execute("select pg_backend_pid()")
     backend = cur.fetchone()[0]
-began, cpu, server_cpu = time.perf_counter(), time.process_time(), backend_cpu(backend)
+began, cpu, server_began = time.perf_counter(), time.process_time(), backend_cpu(backend)
 loaded = read = 0
 for h in range(hours):
     for batch in load_hour(conn, landing, start + timedelta(hours=h)):
         loaded += batch.loaded
         read += batch.read
 seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-server_cpu = server_cpu and backend_cpu(backend) - server_cpu
+server_cpu = None if server_began is None else backend_cpu(backend) - server_began
 # VmHWM: this process image's own peak (ru_maxrss would keep the parent's peak across fork+exec)
 rss_mb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb, "cpu": cpu,
@@ -102,11 +102,12 @@ def plain_copy(dsn: str, payload: bytes) -> tuple[float, float | None]:
         cur.execute("drop schema if exists bench cascade; create schema bench")
         columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
         cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
-    began, cpu = time.perf_counter(), backend_cpu(conn.get_backend_pid())
+    backend = conn.get_backend_pid()
+    began, cpu_began = time.perf_counter(), backend_cpu(backend)
     with conn, conn.cursor() as cur:
         cur.copy_expert(f"copy bench.plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(payload))
     seconds = time.perf_counter() - began
-    cpu = cpu and backend_cpu(conn.get_backend_pid()) - cpu
+    cpu = None if cpu_began is None else backend_cpu(backend) - cpu_began
     conn.close()
     return seconds, cpu
 
