@@ -5,10 +5,12 @@
 1. Generates the events once (seeded) into a temporary landing zone.
 2. Baseline: the valid rows, already rendered in COPY text format, copied into a bare table with
    a primary key on event_id (no parsing, no validation, no deduplication).
-3. Ingest: the real loader (ingestion.loader.load_hour) over every landing hour, in a fresh
-   child process so its peak RSS is its own. Baseline and ingest run in turns, one pair per run.
+3. Ingest: the real loader (ingestion.parallel.load_hours) over every landing hour, in a fresh
+   child process so its peak RSS is its own: once with one worker (files one after another in
+   one process) and once with --workers processes loading files side by side. Baseline and the
+   ingests run in turns, one round per run.
 Prints a table of medians; targets (issue 3): >= 100,000 events/s, ratio <= 1.5, peak RSS < 500 MB;
-and the CPU seconds of the loader process and of the server backend (when the server runs on this
+and the CPU seconds of the loader's processes and of the server's (when the server runs on this
 machine), which tell which half of a load sets its pace.
 Uses WAREHOUSE_DSN's server, or the embedded one, in a scratch database `warehouse_bench`.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,39 +43,57 @@ START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_bench"
 
 CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 import psycopg2
-from bench.ingest import backend_cpu
-from ingestion.loader import load_hour
-dsn, landing, start, hours = sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])
+from bench.ingest import server_cpu
+from ingestion.parallel import load_hours
+dsn, landing, start, hours, workers = (sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3]),
+                                       int(sys.argv[4]), int(sys.argv[5]))
 conn = psycopg2.connect(dsn)
 with conn, conn.cursor() as cur:
     cur.execute("drop schema if exists raw cascade; drop schema if exists audit cascade")
     cur.execute("select pg_backend_pid()")
     backend = cur.fetchone()[0]
-began, cpu, server_began = time.perf_counter(), time.process_time(), backend_cpu(backend)
+began, server_began = time.perf_counter(), server_cpu(backend)
 loaded = read = 0
-for h in range(hours):
-    for batch in load_hour(conn, landing, start + timedelta(hours=h)):
-        loaded += batch.loaded
-        read += batch.read
-seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-server_cpu = None if server_began is None else backend_cpu(backend) - server_began
-# VmHWM: this process image's own peak (ru_maxrss would keep the parent's peak across fork+exec)
+for batch in load_hours(dsn, landing, [start + timedelta(hours=h) for h in range(hours)], workers=workers):
+    loaded += batch.loaded
+    read += batch.read
+seconds = time.perf_counter() - began
+time.sleep(0.5)  # the workers' backends have ended: let the server reap them, which adds their CPU to its own
+server = None if server_began is None else server_cpu(backend) - server_began
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+# VmHWM: this process image's own peak (ru_maxrss would keep the parent's peak across fork+exec);
+# workers: the largest worker's peak, counted once per worker (an upper bound of their sum)
 rss_mb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
-print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb, "cpu": cpu,
-                  "server_cpu": server_cpu}))
+rss_mb += (workers if workers > 1 else 0) * usage[1].ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": rss_mb,
+                  "cpu": sum(u.ru_utime + u.ru_stime for u in usage), "server_cpu": server}))
 """
 
 
-def backend_cpu(pid: int) -> float | None:
-    """CPU seconds of a server backend process, or None if the server runs on another machine."""
-    proc = Path(f"/proc/{pid}")
+def _cpu_ticks(pid: int | str, children: bool = False) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15 if children else 13])  # utime stime (cutime cstime)
+
+
+def server_cpu(backend: int) -> float | None:
+    """CPU seconds the whole server has used (every backend, ended ones included, and the background
+    processes), found from one backend's pid; None if the server runs on another machine."""
+    proc = Path(f"/proc/{backend}")
     if not (proc / "comm").exists() or (proc / "comm").read_text().strip() != "postgres":
         return None
-    return int((proc / "schedstat").read_text().split()[0]) / 1e9
+    postmaster = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+    ticks = _cpu_ticks(postmaster, children=True)  # ended backends are counted in its children's time
+    for child in Path("/proc").glob("[0-9]*"):
+        try:
+            if (child / "stat").read_text().rsplit(")", 1)[1].split()[1] == postmaster:
+                ticks += _cpu_ticks(child.name)
+        except (OSError, IndexError):  # a process that ended while the list was read
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def server_dsn() -> str:
@@ -96,24 +117,24 @@ def copy_text(landing: Path) -> tuple[bytes, int]:
 
 
 def plain_copy(dsn: str, payload: bytes) -> tuple[float, float | None]:
-    """Seconds, and the server backend's CPU seconds (None if it runs elsewhere)."""
+    """Seconds, and the server's CPU seconds (None if it runs elsewhere)."""
     conn = connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute("drop schema if exists bench cascade; create schema bench")
         columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
         cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
     backend = conn.get_backend_pid()
-    began, cpu_began = time.perf_counter(), backend_cpu(backend)
+    began, cpu_began = time.perf_counter(), server_cpu(backend)
     with conn, conn.cursor() as cur:
         cur.copy_expert(f"copy bench.plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(payload))
     seconds = time.perf_counter() - began
-    cpu = None if cpu_began is None else backend_cpu(backend) - cpu_began
+    cpu = None if cpu_began is None else server_cpu(backend) - cpu_began
     conn.close()
     return seconds, cpu
 
 
-def ingest(dsn: str, landing: Path, hours: int) -> dict:
-    run = subprocess.run([sys.executable, "-c", CHILD, dsn, str(landing), START.isoformat(), str(hours)],
+def ingest(dsn: str, landing: Path, hours: int, workers: int) -> dict:
+    run = subprocess.run([sys.executable, "-c", CHILD, dsn, str(landing), START.isoformat(), str(hours), str(workers)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -122,6 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="loader processes of the parallel ingest (default: the cores this process may use)")
     parser.add_argument("--landing-cache", type=Path, help="keep the generated files here and reuse them")
     args = parser.parse_args()
     days = 2
@@ -136,34 +159,42 @@ def main() -> None:
             lines = generate(landing, START, days, args.events // days, seed=5).lines
             print(f"generated {lines:,} lines in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         payload, rows = copy_text(landing)
-        baseline, baseline_cpu, runs = [], [], []
-        for run in range(args.runs):  # in pairs: a drift of the machine's speed hits both sides alike
+        baseline, baseline_cpu = [], []
+        runs: dict[int, list[dict]] = {1: [], args.workers: []}
+        for run in range(args.runs):  # in rounds: a drift of the machine's speed hits every side alike
             seconds, cpu = plain_copy(dsn, payload)
             baseline.append(seconds)
             baseline_cpu.append(cpu)
-            runs.append(ingest(dsn, landing, days * 24))
-            print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, ingest {runs[-1]['seconds']:.2f} s",
+            for workers, done in runs.items():
+                done.append(ingest(dsn, landing, days * 24, workers))
+            print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, ingest "
+                  + ", ".join(f"{w} worker(s) {done[-1]['seconds']:.2f} s" for w, done in runs.items()),
                   file=sys.stderr)
-    ingest_s = statistics.median(r["seconds"] for r in runs)
     copy_s = statistics.median(baseline)
-    pair_ratio = statistics.median(r["seconds"] / c for r, c in zip(runs, baseline, strict=True))
-    print(f"{'measure':<36} {'median':>12}   ({args.runs} runs, {lines:,} lines, {rows:,} valid rows)")
-    print(f"{'plain COPY, bare table with PK':<36} {copy_s:>10.2f} s   {rows / copy_s:>10,.0f} rows/s")
-    print(f"{'ingest (read, validate, dedup, load)':<36} {ingest_s:>10.2f} s   "
-          f"{lines / ingest_s:>10,.0f} events/s")
-    print(f"{'ratio ingest / plain COPY':<36} {ingest_s / copy_s:>12.2f}")
-    print(f"{'median ratio of the pairs':<36} {pair_ratio:>12.2f}")
-    print(f"{'ingest peak RSS':<36} {statistics.median(r['rss_mb'] for r in runs):>9.0f} MB")
-    # which half sets the pace: the loader's threads (read, check, send) or the server storing the rows
-    print(f"{'ingest CPU: loader process':<36} {statistics.median(r['cpu'] for r in runs):>10.2f} s")
-    server_cpus = {"ingest CPU: server backend": [r["server_cpu"] for r in runs],
-                   "plain COPY CPU: server backend": baseline_cpu}
-    for measure, cpus in server_cpus.items():
-        shown = f"{statistics.median(cpus):>10.2f} s" if None not in cpus else f"{'n/a':>12}   (server elsewhere)"
-        print(f"{measure:<36} {shown}")
-    ingest_runs = " ".join(f"{r['seconds']:.2f}" for r in runs)
-    print(f"{'single runs: plain COPY, ingest':<36} {' '.join(f'{s:.2f}' for s in baseline)} s; {ingest_runs} s")
+    print(f"{'measure':<46} {'median':>12}   ({args.runs} runs, {lines:,} lines, {rows:,} valid rows)")
+    print(f"{'plain COPY, bare table with PK':<46} {copy_s:>10.2f} s   {rows / copy_s:>10,.0f} rows/s")
+    print(f"{'plain COPY CPU: server':<46} {cpu_seconds(baseline_cpu)}")
+    for workers, done in runs.items():
+        ingest_s = statistics.median(r["seconds"] for r in done)
+        pair_ratio = statistics.median(r["seconds"] / c for r, c in zip(done, baseline, strict=True))
+        label = f"ingest, {workers} worker{'s' if workers > 1 else ''} (read, check, dedup, load)"
+        print(f"{label:<46} {ingest_s:>10.2f} s   "
+              f"{lines / ingest_s:>10,.0f} events/s")
+        print(f"{'  ratio ingest / plain COPY':<46} {ingest_s / copy_s:>12.2f}")
+        print(f"{'  median ratio of the rounds':<46} {pair_ratio:>12.2f}")
+        print(f"{'  peak RSS':<46} {statistics.median(r['rss_mb'] for r in done):>9.0f} MB")
+        # which half sets the pace: the loader's processes (read, check, send) or the server storing the rows
+        print(f"{'  CPU: loader processes':<46} {statistics.median(r['cpu'] for r in done):>10.2f} s")
+        print(f"{'  CPU: server':<46} {cpu_seconds([r['server_cpu'] for r in done])}")
+        singles = " ".join(f"{r['seconds']:.2f}" for r in done)
+        print(f"{'  single runs':<46} {singles} s")
+    print(f"{'single runs: plain COPY':<46} {' '.join(f'{s:.2f}' for s in baseline)} s")
 
+
+def cpu_seconds(values: list[float | None]) -> str:
+    if None in values:
+        return f"{'n/a':>12}   (server elsewhere)"
+    return f"{statistics.median(values):>10.2f} s"
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ Rows are checked on this thread while a writer thread stores the previous chunk 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,8 @@ import psycopg2.errors
 
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
 from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, event_line, fast_event_line
-from ingestion.readers import checksum, files_for_hour, format_of, open_rows
-from ingestion.schema import create_day_partition_sql, day_partitions, ensure_schema
+from ingestion.readers import LandedFile, checksum, files_for_hour, format_of, open_rows
+from ingestion.schema import day_partitions, ensure_day_partition, ensure_schema
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
 from ingestion.validation import (
     EVENT_TIME,
@@ -40,7 +40,9 @@ from ingestion.writer import ServerWriter
 
 BUILTIN = "landing"  # the source of files in the contract's own shape
 COPY_COLUMNS = (*FIELD_NAMES, *(name for name, _ in LINEAGE_COLUMNS))
-WRITERS_LOCK = "llm-usage-warehouse raw.usage_events writers"
+# Loaders of different files run side by side (ingestion/parallel.py): the registry's unique key keeps every
+# event once whoever commits first, and a deadlock between two of them undoes one batch, which starts again
+DEADLOCK_ATTEMPTS = 5
 # rows sent to the server at a time: memory stays flat whatever the file size; each chunk costs three
 # statements, and 2,500 rows loaded 1.2M events 18-30 % faster than 1,000 (bench/RESULTS.md, 2026-11-29)
 CHUNK_ROWS = 2_500
@@ -144,8 +146,8 @@ class NewEvents:
         if not won:
             return
         cur = self.writer.cur
-        for day in set(days) - self.partitions:
-            cur.execute(create_day_partition_sql(day))
+        for day in sorted(set(days) - self.partitions):
+            ensure_day_partition(cur, day)
             self.partitions.add(day)
         self.writer.copy(f"copy raw.usage_events ({', '.join(COPY_COLUMNS)}) from stdin {EVENTS_COPY_OPTIONS}", rows)
         self.loaded += won
@@ -222,45 +224,67 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
     name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
     source = source or builtin_source(format_of(path))
     digest = checksum(path)
-    with conn.cursor() as cur:
-        cur.execute("select 1 from raw.ingestion_batches where file = %s and checksum = %s and status = 'loaded'",
-                    (name, digest))
-        if cur.fetchone():
+    with conn, conn.cursor() as cur:
+        if already_loaded(cur, name, digest):  # checked again under the file's lock before loading
             return BatchResult(name, "skipped")
     return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format),
-                      max_lateness=max_lateness)
+                      max_lateness=max_lateness, skip_loaded=True)
 
 
 def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
                open_source: Callable[[], tuple[list[str] | None, Iterable]],
                on_commit: Callable[[object, BatchResult], None] | None = None,
-               max_lateness: timedelta = MAX_LATENESS) -> BatchResult:
+               max_lateness: timedelta = MAX_LATENESS, skip_loaded: bool = False) -> BatchResult:
     """Load the rows `open_source` yields as one transaction: all of them are loaded, duplicate or
     quarantined, or, if the source cannot be read, none are and a failed batch records why.
-    `on_commit` runs inside the transaction (an extractor stores its watermark there)."""
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (WRITERS_LOCK,))
-            cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
-            batch_id = cur.fetchone()[0]
-            header, rows = open_source()
-            if header is not None:
-                source.check_columns(header, name)  # refuse the whole source before a row is read
-            writer = ServerWriter(cur)
-            try:
-                read, events, quarantined = _load_rows(writer, batch_id, source, name, rows, landing_hour,
-                                                       max_lateness)
-            finally:
-                writer.stop()  # the cursor is the transaction's again, also after a failure
-            result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined)
-            if on_commit:
-                on_commit(cur, result)
-        return result
-    # an unreadable source, a spec that does not fit, or a value the server refused that the contract let by
-    except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
-        conn.rollback()
-        error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
-        return record_failure(conn, name, digest, landing_hour, source.name, error)
+    `on_commit` runs inside the transaction (an extractor stores its watermark there).
+    `skip_loaded`: a batch of the same name and digest already loaded makes this one a skip."""
+    for _ in range(DEADLOCK_ATTEMPTS):
+        try:
+            return _load_batch_once(conn, source, name, digest, landing_hour, open_source, on_commit,
+                                    max_lateness, skip_loaded)
+        # an unreadable source, a spec that does not fit, or a value the server refused that the contract let by
+        except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
+            conn.rollback()
+            error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
+            return record_failure(conn, name, digest, landing_hour, source.name, error)
+        except psycopg2.errors.TransactionRollbackError as exc:  # the server undid the batch: start it again
+            conn.rollback()
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return record_failure(conn, name, digest, landing_hour, source.name,
+                          f"undone by the server {DEADLOCK_ATTEMPTS} times in a row while other loaders ran ({error})")
+
+
+def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
+                     open_source: Callable[[], tuple[list[str] | None, Iterable]],
+                     on_commit: Callable[[object, BatchResult], None] | None,
+                     max_lateness: timedelta, skip_loaded: bool) -> BatchResult:
+    with conn, conn.cursor() as cur:
+        # loaders of the same file or source take turns; other files load side by side
+        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
+        if skip_loaded and already_loaded(cur, name, digest):  # by a loader that held the lock before us
+            return BatchResult(name, "skipped")
+        cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
+        batch_id = cur.fetchone()[0]
+        header, rows = open_source()
+        if header is not None:
+            source.check_columns(header, name)  # refuse the whole source before a row is read
+        writer = ServerWriter(cur)
+        try:
+            read, events, quarantined = _load_rows(writer, batch_id, source, name, rows, landing_hour,
+                                                   max_lateness)
+        finally:
+            writer.stop()  # the cursor is the transaction's again, also after a failure
+        result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined)
+        if on_commit:
+            on_commit(cur, result)
+    return result
+
+
+def already_loaded(cur, name: str, digest: str) -> bool:
+    cur.execute("select 1 from raw.ingestion_batches where file = %s and checksum = %s and status = 'loaded'",
+                (name, digest))
+    return cur.fetchone() is not None
 
 
 def _load_rows(writer: ServerWriter, batch_id: int, source: SourceSpec, name: str, rows: Iterable,
@@ -328,17 +352,25 @@ def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] =
     """Load everything that landed in `hour`: new rows of application databases, then every file.
     A source that cannot be read is recorded as a failed batch and does not stop the others.
     Events older than `max_lateness` before the hour are quarantined (event_time:too_late)."""
-    from ingestion.app_database import extract_hour  # the extractor builds on this module
     with conn, conn.cursor() as cur:
         ensure_schema(cur)
-    results = []
+    return [load_file(conn, work.path, hour, landing_dir, work.source, max_lateness)
+            if isinstance(work, LandedFile) else work
+            for work in hour_work(conn, landing_dir, hour, specs, max_lateness)]
+
+
+def hour_work(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = (),
+              max_lateness: timedelta = MAX_LATENESS) -> Iterator[BatchResult | LandedFile]:
+    """What landed in `hour`, in order: the batches of application databases (extracted here: each
+    advances its source's watermark) and of files no source reads (recorded as failed here), then
+    each file to load, as a LandedFile."""
+    from ingestion.app_database import extract_hour  # the extractor builds on this module
     for spec in specs:
         if spec.format == "postgres":  # rows an application wrote before the end of this hour
-            results.append(extract_hour(conn, spec, hour, max_lateness))
+            yield extract_hour(conn, spec, hour, max_lateness)
     for landed in files_for_hour(landing_dir, hour, specs):
         if landed.source is None:
             name = str(landed.path.relative_to(landing_dir))
-            results.append(record_failure(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem))
+            yield record_failure(conn, name, checksum(landed.path), hour, BUILTIN, landed.problem)
         else:
-            results.append(load_file(conn, landed.path, hour, landing_dir, landed.source, max_lateness))
-    return results
+            yield landed

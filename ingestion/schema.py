@@ -23,8 +23,22 @@ def day_partition(day: date) -> str:
 
 
 def create_day_partition_sql(day: date) -> str:
-    return (f"create table if not exists {day_partition(day)} partition of raw.usage_events"
-            f" for values from ('{day.isoformat()} 00:00+00') to ('{(day + timedelta(days=1)).isoformat()} 00:00+00')")
+    """A new table attached as the day's partition. Attaching locks the parent only against other
+    attaches, where `create table ... partition of` would lock out every load and every reader of
+    raw.usage_events until the creating batch commits."""
+    name, end = day_partition(day), day + timedelta(days=1)
+    return (f"create table {name} (like raw.usage_events including defaults including constraints);"
+            f" alter table raw.usage_events attach partition {name}"
+            f" for values from ('{day.isoformat()} 00:00+00') to ('{end.isoformat()} 00:00+00')")
+
+
+def ensure_day_partition(cur, day: date) -> None:
+    """Create the day's partition of raw.usage_events unless it exists. Loaders running side by side
+    take turns here (an advisory lock held until their commit), so a day is created once."""
+    cur.execute("select pg_advisory_xact_lock(hashtext('llm-usage-warehouse day partitions'))")
+    cur.execute("select to_regclass(%s)", (day_partition(day),))
+    if cur.fetchone()[0] is None:
+        cur.execute(create_day_partition_sql(day))
 
 
 def day_partitions(cur) -> dict[date, str]:

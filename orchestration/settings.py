@@ -36,6 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
             "folder of source specs (*.yaml) that map logs in other shapes onto the event contract"),
     Setting("WAREHOUSE_REFERENCE_DIR", "reference",
             "folder of reference CSVs: price_overrides.csv, orgs.csv (time zones), org_budgets.csv"),
+    Setting("WAREHOUSE_INGEST_WORKERS", "(the CPU cores this process may use, at most 8)",
+            "processes that load a run's files side by side (1: one file after another)"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
     Setting("WAREHOUSE_MAX_QUARANTINE_SHARE", "0.05",
@@ -95,6 +97,7 @@ class Settings:
     landing_dir: Path
     sources_dir: Path
     reference_dir: Path
+    ingest_workers: int
     raw_retention_days: int
     hourly_retention_days: int
     freshness_max_lag_minutes: int
@@ -118,6 +121,7 @@ class Settings:
             landing_dir=_relative_to_root(os.environ.get("WAREHOUSE_LANDING_DIR", "") or "data/landing"),
             sources_dir=_relative_to_root(os.environ.get("WAREHOUSE_SOURCES_DIR", "") or "sources"),
             reference_dir=_relative_to_root(os.environ.get("WAREHOUSE_REFERENCE_DIR", "") or "reference"),
+            ingest_workers=_positive_int("WAREHOUSE_INGEST_WORKERS", min(8, len(os.sched_getaffinity(0)))),
             raw_retention_days=_positive_int("WAREHOUSE_RAW_RETENTION_DAYS", 30),
             hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
             freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),

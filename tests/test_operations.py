@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import dagster as dg
 import pytest
 
-from ingestion.schema import create_day_partition_sql, ensure_schema
+from ingestion.schema import ensure_day_partition, ensure_schema
 from orchestration.database import cursor
 from orchestration.resources import WarehouseResource
 from tests.conftest import query
@@ -20,7 +20,7 @@ def add_event(dsn: str, event_id: str, event_time: datetime) -> None:
     with cursor(dsn) as cur:
         ensure_schema(cur)
         landing_hour = event_time.replace(minute=0, second=0, microsecond=0)
-        cur.execute(create_day_partition_sql(event_time.astimezone(UTC).date()))
+        ensure_day_partition(cur, event_time.astimezone(UTC).date())
         cur.execute("""insert into raw.ingestion_batches (source, file, checksum, landing_hour, status, rows_read,
                            rows_loaded) values ('landing', %s, 'x', %s, 'loaded', 1, 1) returning batch_id""",
                     (event_id + ".jsonl", landing_hour))

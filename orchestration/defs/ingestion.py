@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ingestion.loader import load_hour
+from ingestion.parallel import load_hours
 from ingestion.sources import SourceSpecError, load_specs
 from ingestion.validation import MAX_LATENESS
 from orchestration.partitions import hourly_partitions
@@ -33,28 +33,27 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     if specs:
         context.log.info(f"source specs: {', '.join(f'{s.name} ({s.format}, files {s.files})' for s in specs)}")
     window = context.partition_time_window
-    hours = int((window.end - window.start) / timedelta(hours=1))
+    hours = [window.start + timedelta(hours=i) for i in range(int((window.end - window.start) / timedelta(hours=1)))]
     totals = dict.fromkeys(("files", "skipped", "failed", "read", "loaded", "duplicate", "quarantined",
                             "conflicting"), 0)
     loaded_batches: list[int] = []
+    workers = warehouse.settings.ingest_workers
+    for batch in load_hours(warehouse.get_dsn(), landing_dir, hours, specs, max_lateness, workers):
+        totals["files"] += 1
+        totals["skipped"] += batch.status == "skipped"
+        totals["failed"] += batch.status == "failed"
+        for key in ("read", "loaded", "duplicate", "quarantined", "conflicting"):
+            totals[key] += getattr(batch, key)
+        if batch.status == "loaded":
+            loaded_batches.append(batch.batch_id)
+        if batch.status == "failed":
+            context.log.error(f"could not load {batch.file}: {batch.error}; then rematerialize "
+                              "this partition (loaded files are skipped)")
+        if len(hours) > 1 and totals["files"] % 50 == 0:
+            context.log.info(f"ingested {totals['files']} files of {len(hours)} hours ({workers} workers): "
+                             f"{totals['read']:,} rows read, {totals['loaded']:,} loaded")
     conn = warehouse.connect()
     try:
-        for i in range(hours):
-            hour = window.start + timedelta(hours=i)
-            for batch in load_hour(conn, landing_dir, hour, specs, max_lateness):
-                totals["files"] += 1
-                totals["skipped"] += batch.status == "skipped"
-                totals["failed"] += batch.status == "failed"
-                for key in ("read", "loaded", "duplicate", "quarantined", "conflicting"):
-                    totals[key] += getattr(batch, key)
-                if batch.status == "loaded":
-                    loaded_batches.append(batch.batch_id)
-                if batch.status == "failed":
-                    context.log.error(f"could not load {batch.file}: {batch.error}; then rematerialize "
-                                      "this partition (loaded files are skipped)")
-            if hours > 1 and ((i + 1) % 24 == 0 or i + 1 == hours):
-                context.log.info(f"ingested {i + 1}/{hours} hours: {totals['read']:,} rows read, "
-                                 f"{totals['loaded']:,} loaded")
         late_hours = late_event_hours(conn, loaded_batches, window.start, window.end)
     finally:
         conn.close()
