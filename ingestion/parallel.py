@@ -27,9 +27,10 @@ from ingestion.validation import MAX_LATENESS
 
 def load_hours(dsn: str, landing_dir: Path, hours: list[datetime], specs: list[SourceSpec] = (),
                max_lateness: timedelta = MAX_LATENESS, workers: int = 1) -> Iterator[BatchResult]:
-    """Load everything that landed in `hours`, yielding each batch's result in the order of the hours
-    and their files. Application databases are extracted here, hour by hour (each advances its
-    watermark); files go to `workers` processes, or are loaded here when there is one worker or one file.
+    """Load everything that landed in `hours`, yielding each batch's result: first the application
+    databases' batches (extracted here, hour by hour: each advances its watermark) and the files no
+    source reads, then each file's batch in the order of the hours and their files. Files go to
+    `workers` processes, or are loaded here when there is one worker or one file.
     The workers are spawned: a script that calls this needs multiprocessing's `if __name__ == "__main__":`."""
     conn = psycopg2.connect(dsn)
     try:
