@@ -74,9 +74,13 @@ print(json.dumps({"seconds": seconds, "read": read, "loaded": loaded, "rss_mb": 
 """
 
 
+def _stat(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: [1] is the parent's pid, [11:15] the CPU times."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _cpu_ticks(pid: int | str, children: bool = False) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15 if children else 13])  # utime stime (cutime cstime)
+    return sum(int(f) for f in _stat(pid)[11:15 if children else 13])  # utime stime (cutime cstime)
 
 
 def server_cpu(backend: int) -> float | None:
@@ -85,11 +89,11 @@ def server_cpu(backend: int) -> float | None:
     proc = Path(f"/proc/{backend}")
     if not (proc / "comm").exists() or (proc / "comm").read_text().strip() != "postgres":
         return None
-    postmaster = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+    postmaster = _stat(backend)[1]
     ticks = _cpu_ticks(postmaster, children=True)  # ended backends are counted in its children's time
     for child in Path("/proc").glob("[0-9]*"):
         try:
-            if (child / "stat").read_text().rsplit(")", 1)[1].split()[1] == postmaster:
+            if _stat(child.name)[1] == postmaster:
                 ticks += _cpu_ticks(child.name)
         except (OSError, IndexError):  # a process that ended while the list was read
             continue

@@ -223,11 +223,7 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
     """
     name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
     source = source or builtin_source(format_of(path))
-    digest = checksum(path)
-    with conn, conn.cursor() as cur:
-        if already_loaded(cur, name, digest):  # checked again under the file's lock before loading
-            return BatchResult(name, "skipped")
-    return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format),
+    return load_batch(conn, source, name, checksum(path), landing_hour, lambda: open_rows(path, source.format),
                       max_lateness=max_lateness, skip_loaded=True)
 
 
@@ -262,7 +258,7 @@ def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_h
     with conn, conn.cursor() as cur:
         # loaders of the same file or source take turns; other files load side by side
         cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
-        if skip_loaded and already_loaded(cur, name, digest):  # by a loader that held the lock before us
+        if skip_loaded and already_loaded(cur, name, digest):  # also by a loader that held the lock before us
             return BatchResult(name, "skipped")
         cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
         batch_id = cur.fetchone()[0]

@@ -68,7 +68,7 @@ def spread(count: int, workers: int) -> list[int]:
     not committed yet waits for that batch: seen here as half of a two-worker load spent waiting."""
     stretch = -(-count // workers) or 1
     starts = range(0, count, stretch)
-    return [start + step for step in range(stretch) for start in starts if start + step < min(start + stretch, count)]
+    return [start + step for step in range(stretch) for start in starts if start + step < count]
 
 
 _worker_conn = None  # each worker process's own connection, opened once
