@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import defs
+from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,35 @@ def test_publication_waits_for_every_mart_of_the_run(repo):
                        "marts/fct_cost_daily_local"}
     for job in ("hourly_usage_job", "late_event_refresh_job", "cost_restatement_job"):
         assert dg.AssetKey(["marts", "publication"]) in repo.get_job(job).asset_layer.executable_asset_keys, job
+
+
+@pytest.mark.parametrize("job_name", ["hourly_usage_job", "late_event_refresh_job", "cost_restatement_job"])
+def test_every_blocking_check_of_a_publishing_job_runs_before_publication(repo, job_name):
+    """Read from the execution plan Dagster runs: a blocking check that is not upstream of publication
+    could fail after publication copied its rows to BI (a new check, asset or gate must not be forgotten)."""
+    from dagster._core.execution.api import create_execution_plan  # the plan itself: no public API shows it
+
+    job = repo.get_job(job_name)
+    hour = "2026-05-04-00:00"
+    plan = create_execution_plan(job, tags={RANGE_START_TAG: hour, RANGE_END_TAG: hour})
+    steps = {step.key: step for step in plan.get_all_steps_in_topo_order()}
+    [publication] = [s for s in steps.values()
+                     if any(o.properties and o.properties.asset_key == dg.AssetKey(["marts", "publication"])
+                            for o in s.step_outputs)]
+
+    upstream, todo = set(), [publication.key]
+    while todo:
+        for parent in steps[todo.pop()].get_execution_dependency_keys():
+            if parent not in upstream:
+                upstream.add(parent)
+                todo.append(parent)
+
+    blocking = {(o.properties.asset_check_key, step.key) for step in steps.values() for o in step.step_outputs
+                if o.properties and o.properties.asset_check_key
+                and repo.asset_graph.get_check_spec(o.properties.asset_check_key).blocking}
+    assert blocking, "the plan has no blocking check: the test would prove nothing"
+    late = sorted(key.to_user_string() for key, step in blocking if step not in upstream)
+    assert late == [], f"blocking checks that do not gate publication in {job_name}"
 
 
 def test_schedules_sensors_and_jobs(repo):

@@ -190,6 +190,38 @@ def test_a_staged_event_with_more_cache_than_prompt_is_stopped_before_publicatio
     assert "on uncached_input_tokens: 1 rows, e.g. [-500]" in summary
 
 
+def test_a_defect_only_the_staging_suite_sees_skips_publication(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    load_only(dsn, root, hour)
+    # more reasoning tokens than output tokens, written past the loader (which quarantines it): the raw
+    # suite bounds each column alone, and the event is priced the same as if the tokens were split right
+    # (output and reasoning cost the same), so no mart check and no dbt test can tell; only staging's
+    # non_reasoning_output_tokens >= 0 does
+    event_id = f"{hour:%d%H}-4"
+    execute(dsn, "update raw.usage_events set reasoning_tokens = output_tokens + 7 where event_id = %s", (event_id,))
+    before = published_marts(dsn)
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = run_hours(hour, hour, instance)
+
+    assert not result.success
+    assert failed_steps(result) == ["staging__stg_usage__events_stg_usage__events_suite"]
+    errors = {c.check_name for c in result.get_asset_check_evaluations()
+              if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR}
+    assert errors == {"stg_usage__events_suite"}  # no mart suite and no dbt test caught it
+    assert "marts/fct_usage_hourly" in published_steps(result)  # dbt built the marts in schema build ...
+    assert "marts/publication" not in published_steps(result)  # ... and publication was skipped
+    # what the run's log in the UI says of it
+    assert any(entry.step_key == "marts__publication" and "Not executing" in entry.user_message
+               and "stg_usage__events_suite" in entry.user_message for entry in instance.all_logs(result.run_id))
+    assert published_marts(dsn) == before
+    success, severity, summary, _, partition = last_result(dsn, "stg_usage__events_suite")
+    assert (success, severity, partition) == (False, "error", f"{hour:%Y-%m-%d-%H}:00")
+    assert "on non_reasoning_output_tokens: 1 rows, e.g. [-7]" in summary
+
+
 def test_a_file_with_too_many_quarantined_rows_stops_the_run_at_the_ledger(published):
     dsn, root = published
     hour = next(NEXT_HOUR)

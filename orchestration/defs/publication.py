@@ -4,17 +4,21 @@
 import dagster as dg
 
 from orchestration.defs.dbt import MANIFEST, usage_marts
+from orchestration.defs.quality import GATES
 from orchestration.partitions import hourly_partitions
-from orchestration.publication import PUBLISHED_SCHEMA, marts_in_manifest, publish
+from orchestration.publication import marts_in_manifest, publish
 from orchestration.resources import WarehouseResource
 
-MART_KEYS = [key for key in usage_marts.keys if key.path[0] == PUBLISHED_SCHEMA]
+# Dagster holds a step back only for the blocking checks of the assets it depends on, so publication
+# depends on every asset a gate looks at (raw, staging, marts) and on every model dbt builds in the run
+# (their dbt tests): a failed check anywhere upstream skips it
+GATED_KEYS = sorted({*usage_marts.keys, *(gate.asset for gate in GATES)}, key=lambda k: k.to_user_string())
 
 
 @dg.asset(
     key=["marts", "publication"],
     group_name="transform",
-    deps=MART_KEYS,  # after the marts and their blocking checks: a failed check skips this step
+    deps=GATED_KEYS,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"postgres"},
