@@ -112,7 +112,7 @@ def copy_text(landing: Path) -> tuple[bytes, int]:
     out, seen = io.StringIO(), set()
     for path in sorted(landing.glob("dt=*/hour=*/*.jsonl.gz")):
         hour = datetime.strptime(path.parent.parent.name + path.parent.name, "dt=%Y-%m-%dhour=%H")
-        for _, raw in read_lines(path):
+        for _, raw, _ in read_lines(path):
             outcome = validate(raw, hour.replace(tzinfo=UTC))
             if isinstance(outcome, ValidEvent) and outcome.values["event_id"] not in seen:
                 seen.add(outcome.values["event_id"])

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MAX_TOKENS = 10_000_000  # one request above this is a unit mistake, not traffic
-MAX_LATENCY_MS = 24 * 3600 * 1000
+# The limits below are the contract's and the quality gates' alike: the suites read them as parameters
+# (orchestration/defs/quality.py), so a row the loader accepts cannot fail a raw gate by its own values.
+MAX_TOKENS = 10_000_000  # one request's prompt above this is a unit mistake, not traffic
+MAX_OUTPUT_TOKENS = 1_000_000  # no model writes this much in one answer
+MAX_LATENCY_MS = 3600 * 1000  # long reasoning and research calls run tens of minutes; an hour is a clock error
+# ids and names are keys of indexes and of every mart's grain: a B-tree entry holds at most 2,704 bytes, and
+# 256 characters are at most 1 KB in UTF-8, so two of them still fit in one entry
+MAX_TEXT_LENGTH = 256  # characters
+MAX_JSON_DEPTH = 32  # nesting of objects and arrays in one line; deeper is a runaway serializer
+MAX_LINE_BYTES = 16 << 20  # one event's line (prompts kept in metadata included)
+STATUSES = ("success", "error")  # any case: "ERROR" is stored as "error"
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,24 @@ class Field:
     description: str
     min: float | None = None
     max: float | None = None
+    values: tuple[str, ...] = ()  # the only values allowed (text), compared case-insensitively
+
+    @property
+    def max_length(self) -> int | None:
+        return MAX_TEXT_LENGTH if self.kind in ("id", "text") else None
+
+    @property
+    def limits(self) -> str:
+        """The field's limits as the README's contract table shows them."""
+        if self.values:
+            return ", ".join(self.values) + " (any case)"
+        if self.max_length:
+            return f"at most {self.max_length} characters"
+        if self.kind == "json":
+            return f"an object nested at most {MAX_JSON_DEPTH} levels"
+        if self.min is None and self.max is None:
+            return ""
+        return f"{'' if self.min is None else f'{self.min:,}'}..{'' if self.max is None else f'{self.max:,}'}"
 
     @property
     def sql_type(self) -> str:
@@ -46,19 +73,21 @@ FIELDS: tuple[Field, ...] = (
           0, MAX_TOKENS),
     Field("cache_write_tokens", "int", False, "Prompt tokens written to the provider's cache (part of input_tokens)",
           0, MAX_TOKENS),
-    Field("output_tokens", "int", False, "Completion tokens including reasoning ones", 0, MAX_TOKENS),
-    Field("reasoning_tokens", "int", False, "Reasoning tokens (part of output_tokens)", 0, MAX_TOKENS),
+    Field("output_tokens", "int", False, "Completion tokens including reasoning ones", 0, MAX_OUTPUT_TOKENS),
+    Field("reasoning_tokens", "int", False, "Reasoning tokens (part of output_tokens)", 0, MAX_OUTPUT_TOKENS),
     Field("credits", "number", False, "Internal credits charged for the request", 0, None),
     Field("provider_cost_usd", "number", False, "Cost the provider reported, in USD", 0, None),
     Field("latency_ms", "number", False, "Total request latency in milliseconds", 0, MAX_LATENCY_MS),
-    Field("ttft_ms", "number", False, "Time to first token in milliseconds", 0, MAX_LATENCY_MS),
-    Field("status", "text", True, "success or error"),
+    Field("ttft_ms", "number", False, "Time to first token in milliseconds (at most latency_ms)", 0,
+          MAX_LATENCY_MS),
+    Field("status", "text", True, "Whether the request succeeded", values=STATUSES),
     Field("error_code", "text", False, "Provider or client error code when status is error"),
     Field("http_status", "int", False, "HTTP status of the provider call", 100, 599),
     Field("metadata", "json", False, "Free-form attributes; unknown top-level fields are kept here"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 
 # Columns the loader adds to every raw row, after the contract's fields.

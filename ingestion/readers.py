@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,7 @@ from pathlib import Path
 import orjson
 from isal import igzip
 
+from ingestion.contract import MAX_LINE_BYTES
 from ingestion.sources import SourceSpec, builtin_source
 from ingestion.validation import Rejected
 
@@ -48,60 +51,112 @@ def format_of(path: Path) -> str | None:
 
 def files_for_hour(landing_dir: Path, hour: datetime, specs: list[SourceSpec] = ()) -> list[LandedFile]:
     """Every file of the hour with the source that reads it: the first spec whose pattern matches,
-    else the built-in source by extension. Hidden and marker files (.x, _SUCCESS) are not data."""
+    else the built-in source by extension. Hidden and marker files (.x, _SUCCESS) are not data.
+    Only regular files inside the landing directory are read: a symbolic link, a folder or a device
+    comes back with the problem and no source (a link could point at any file this process can read)."""
     folder = hour_folder(landing_dir, hour)
     if not folder.is_dir():
         return []
+    if not folder.resolve().is_relative_to(landing_dir.resolve()):
+        return [LandedFile(folder, None, f"the hour folder leads outside the landing directory {landing_dir} "
+                                         "(a symbolic link): refused; move the files into a real folder")]
     landed = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))):
-        spec = next((s for s in specs if s.claims(path.name)), None)
-        fmt = format_of(path)
-        if spec is None and fmt:
-            spec = builtin_source(fmt)
-        problem = None if spec else ("no source reads this file: name it *.jsonl, *.csv or *.parquet (gzip "
-                                     "allowed for text), or add a source spec whose files: pattern matches it")
+    for path in sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_"))):
+        problem = _not_a_regular_file(path)
+        spec = None
+        if problem is None:
+            spec = next((s for s in specs if s.claims(path.name)), None)
+            fmt = format_of(path)
+            if spec is None and fmt:
+                spec = builtin_source(fmt)
+            if spec is None:
+                problem = ("no source reads this file: name it *.jsonl, *.csv or *.parquet (gzip allowed for "
+                           "text), or add a source spec whose files: pattern matches it")
         landed.append(LandedFile(path, spec, problem))
     return landed
 
 
+def _not_a_regular_file(path: Path) -> str | None:
+    mode = path.lstat().st_mode  # lstat: the link itself, not what it points at
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "not a regular file (a pipe, socket or device)")
+    return f"{kind}: refused, only regular files are read; put the file itself in the hour folder"
+
+
 def checksum(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
+def _open_regular(path: Path):
+    """Open for reading, refusing a symbolic link even if one replaced the file since it was listed."""
+    return open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NOFOLLOW))
+
+
 def _open_binary(path: Path):
     # ISA-L's gzip reader: the same format and errors as the standard library's, at twice the speed
-    return igzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    f = _open_regular(path)
+    if path.suffix != ".gz":
+        return f
+    gz = igzip.IGzipFile(fileobj=f, mode="rb")
+    gz.myfileobj = f  # closed with the reader, as when GzipFile opens a file by name
+    return gz
 
 
 READ_BLOCK = 1 << 16  # decompressed bytes per read: lines are split here, not by gzip's slow readline
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors and exporters write first
+TOO_LONG = Rejected(("line:too_long",))
+SHOWN_OF_A_LONG_LINE = 4096  # bytes of a line past the cap kept in the quarantine, to recognise it by
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, raw bytes without the newline) for every non-blank line."""
+def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes, Rejected | None]]:
+    """(line number from 1, raw bytes without the newline, None) for every non-blank line, in one pass:
+    a line spread over many blocks is joined once, at its end. A line of more than `max_bytes` comes
+    as its first bytes with TOO_LONG, and the rest of it is skipped without being held in memory."""
     number = 0
-    rest = b""
+    pieces: list[bytes] = []  # the unfinished line, block by block
+    held = 0  # its length so far
     with _open_binary(path) as f:
-        while block := f.read(READ_BLOCK):
-            lines = (rest + block).split(b"\n")
-            rest = lines.pop()  # the unfinished last line waits for the next block
-            for line in lines:
+        block = f.read(READ_BLOCK).removeprefix(BOM)
+        while block:
+            start = 0
+            while (end := block.find(b"\n", start)) >= 0:
                 number += 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line and not line.isspace():
-                    yield number, line
-    if rest and not rest.isspace():  # a last line without a newline
-        yield number + 1, rest.rstrip(b"\r")
+                if held:
+                    line = pieces[0] if held > max_bytes else b"".join([*pieces, block[start:end]])
+                    length, pieces, held = held + end - start, [], 0
+                else:
+                    line = block[start:end]
+                    length = len(line)
+                start = end + 1
+                if length > max_bytes:
+                    yield number, line[:SHOWN_OF_A_LONG_LINE], TOO_LONG
+                elif line.strip():  # blank lines are not rows
+                    yield number, line.removesuffix(b"\r"), None
+            if rest := block[start:]:
+                if held <= max_bytes:
+                    pieces.append(rest)
+                    if held + len(rest) > max_bytes:  # past the cap: keep only what the quarantine shows
+                        pieces = [b"".join(pieces)[:SHOWN_OF_A_LONG_LINE]]
+                held += len(rest)
+            block = f.read(READ_BLOCK)
+    if held:  # a last line without a newline
+        number += 1
+        if held > max_bytes:
+            yield number, pieces[0], TOO_LONG
+        elif (line := b"".join(pieces)).strip():
+            yield number, line.removesuffix(b"\r"), None
 
 
 def open_rows(path: Path, fmt: str) -> tuple[list[str] | None, Iterator[Row]]:
     """The file's column names (None for JSON Lines) and its rows, read lazily."""
     if fmt == "jsonl":
-        return None, ((number, raw, None) for number, raw in read_lines(path))
+        return None, read_lines(path)
     if fmt == "csv":
         return _csv_rows(path)
     return _parquet_rows(path)

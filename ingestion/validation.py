@@ -6,12 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 import orjson
 
-from ingestion.contract import FIELD_NAMES, FIELDS, Field
+from ingestion.contract import FIELD_NAMES, FIELDS, MAX_JSON_DEPTH, MAX_TEXT_LENGTH, Field
 
 # how far an event's time may sit from the hour its file landed in
 MAX_CLOCK_SKEW = timedelta(hours=1)
@@ -40,8 +40,8 @@ def derived_event_id(record: dict) -> str:
 
 
 _KNOWN = frozenset(FIELD_NAMES)
-# (name, kind, required, min, max) as plain tuples: this loop runs once per field per event
-_SPEC = tuple((f.name, f.kind, f.required, f.min, f.max) for f in FIELDS)
+# (name, kind, required, min, max, allowed values) as plain tuples: this loop runs once per field per event
+_SPEC = tuple((f.name, f.kind, f.required, f.min, f.max, frozenset(f.values)) for f in FIELDS)
 
 
 def _timestamp(value) -> datetime | str:
@@ -57,17 +57,33 @@ def _timestamp(value) -> datetime | str:
     return ts if ts.tzinfo is not None else "timestamp_without_zone"
 
 
+def json_depth(value) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0), without recursion."""
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, at = level.pop()
+        if type(item) is dict:
+            item = item.values()
+        elif type(item) is not list:
+            continue
+        depth = max(depth, at)
+        level.extend((child, at + 1) for child in item if type(child) in (dict, list))
+    return depth
+
+
 def parse_line(raw: bytes) -> dict | Rejected:
     """One JSON Lines line as a dict, or why it is not one."""
     if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL
         return Rejected(("nul_character",))
     try:
         record = orjson.loads(raw)  # strict JSON: NaN, Infinity and invalid UTF-8 are refused
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             return Rejected(("not_utf8",))
+        if "depth limit" in str(exc):  # valid JSON nested deeper than orjson's 1,024 levels
+            return Rejected(("json_too_deep",))
         return Rejected(("malformed_json",))
     if type(record) is not dict:
         return Rejected(("not_an_object",))
@@ -76,8 +92,12 @@ def parse_line(raw: bytes) -> dict | Rejected:
 
 def _fast_type(f: Field):
     """The msgspec type that accepts a subset of what the contract check accepts, with equal values."""
-    if f.kind in ("id", "text", "timestamp"):  # timestamps: parsed below by the same function as the check
-        kind = Annotated[str, msgspec.Meta(min_length=1)]  # "" is "missing" to the contract
+    if f.values:  # in their own case only: other cases take the detailed check, which folds them
+        kind = Literal[f.values]
+    elif f.max_length:
+        kind = Annotated[str, msgspec.Meta(min_length=1, max_length=f.max_length)]  # "" is "missing"
+    elif f.kind == "timestamp":  # parsed below by the same function as the check
+        kind = Annotated[str, msgspec.Meta(min_length=1)]
     elif f.kind == "int":
         kind = Annotated[int, msgspec.Meta(ge=int(f.min), le=int(f.max))]
     elif f.kind == "number":
@@ -98,6 +118,8 @@ _TOKEN_NAMES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "ou
 _TOKENS = tuple(FIELD_NAMES.index(name) for name in _TOKEN_NAMES)
 _TOKEN_FIELDS = slice(_TOKENS[0], _TOKENS[-1] + 1)  # adjacent in the contract: a slice, not a generator per line
 assert _TOKENS == tuple(range(_TOKEN_FIELDS.start, _TOKEN_FIELDS.stop))
+_LATENCY, _TTFT = FIELD_NAMES.index("latency_ms"), FIELD_NAMES.index("ttft_ms")
+_METADATA = FIELD_NAMES.index("metadata")
 
 
 def token_parts_reasons(input_, cached, cache_write, output, reasoning) -> list[str]:
@@ -129,7 +151,10 @@ def fast_row(raw: bytes, earliest: datetime, latest: datetime) -> list | None:
         return None
     try:
         row = list(_astuple(_decode_event(raw)))
-    except ValueError:  # msgspec's errors, and invalid UTF-8
+    except (ValueError, RecursionError):  # msgspec's errors, invalid UTF-8, nesting past Python's stack
+        return None
+    # metadata nests at most as deep as the line has brackets: count them (at C speed) before measuring
+    if row[_METADATA] is not None and raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
         return None
     for i in _TIMESTAMPS:
         if row[i] is not None:
@@ -143,6 +168,8 @@ def fast_row(raw: bytes, earliest: datetime, latest: datetime) -> list | None:
         return None
     input_, cached, cache_write, output, reasoning = row[_TOKEN_FIELDS]  # token_parts_reasons, without a call
     if (cached or 0) + (cache_write or 0) > (input_ or 0) or (reasoning or 0) > (output or 0):
+        return None
+    if row[_TTFT] is not None and row[_LATENCY] is not None and row[_TTFT] > row[_LATENCY]:
         return None
     return row
 
@@ -172,7 +199,7 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
     reasons: list[str] = []
     values: dict = {}
     get = record.get
-    for name, kind, required, low, high in _SPEC:
+    for name, kind, required, low, high, allowed in _SPEC:
         value = get(name)
         if value is None or value == "":
             if required:
@@ -184,6 +211,12 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
                 value = str(value)
             elif kind_of is not str:
                 reasons.append(name + ":not_text")
+            elif len(value) > MAX_TEXT_LENGTH:
+                reasons.append(name + ":too_long")
+            elif allowed:
+                value = value.strip().lower()  # "ERROR" and "Success " are what they say
+                if value not in allowed:
+                    reasons.append(name + ":not_allowed")
             values[name] = value
         elif kind == "int" or kind == "number":
             kind_of = type(value)
@@ -224,12 +257,18 @@ def validate_record(record: dict, landing_hour: datetime, source_row: bytes,
             reasons.append("event_time:too_late")
     if not any(reason.split(":")[0] in _TOKEN_NAMES for reason in reasons):  # one reason per mistake
         reasons += token_parts_reasons(*(values[name] for name in _TOKEN_NAMES))
-    if reasons:
-        return Rejected(tuple(reasons))
+    ttft, latency = values.get("ttft_ms"), values.get("latency_ms")
+    if type(ttft) is float and type(latency) is float and ttft > latency and not any(
+            reason.startswith(("ttft_ms:", "latency_ms:")) for reason in reasons):
+        reasons.append("ttft_ms:exceeds_latency")  # the first token cannot arrive after the request ended
 
     unknown = {k: v for k, v in record.items() if k not in _KNOWN}
-    if unknown:
+    if unknown and type(values["metadata"]) in (dict, type(None)):
         values["metadata"] = {**unknown, **(values["metadata"] or {})}
+    if type(values["metadata"]) is dict and json_depth(values["metadata"]) > MAX_JSON_DEPTH:
+        reasons.append("metadata:too_deep")
+    if reasons:
+        return Rejected(tuple(reasons))
     if values["event_id"] is None:
         values["event_id"] = derived_event_id(record)
     return ValidEvent(tuple([values[name] for name in FIELD_NAMES]), content_hash(source_row))

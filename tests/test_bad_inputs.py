@@ -219,3 +219,106 @@ def test_loading_does_not_wait_behind_autovacuum(warehouse, tmp_path):
         vacuum.rollback()
         vacuum.close()
     assert batches["dt=2026-03-07/hour=12/b.jsonl"].loaded == 1
+
+
+def deep_line(depth: int, event_id: str) -> bytes:
+    """A valid JSON line whose metadata nests `depth` objects deep (built as bytes: json.dumps would
+    run out of Python's stack itself)."""
+    return line(event_id=event_id, metadata="M").replace(b'"M"', b'{"a": ' * depth + b"1" + b"}" * depth)
+
+
+def test_json_nested_too_deep_is_quarantined_and_the_rest_of_the_file_loads(warehouse, tmp_path):
+    # depth 1,000 crashed the step with a RecursionError that named no file and recorded no batch
+    land(tmp_path, "deep.jsonl", [line(event_id="before"), deep_line(1000, "deep"), deep_line(5000, "deeper"),
+                                  deep_line(33, "33-levels"), deep_line(31, "ok-31"), line(event_id="after")])
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/deep.jsonl"]
+    assert (batch.status, batch.read, batch.loaded, batch.quarantined) == ("loaded", 6, 3, 3)
+    assert quarantined(warehouse) == {2: ["metadata:too_deep"], 3: ["json_too_deep"], 4: ["metadata:too_deep"]}
+    assert query(warehouse, "select event_id from raw.usage_events order by 1") == [("after",), ("before",),
+                                                                                    ("ok-31",)]
+
+
+def test_ids_and_names_past_the_length_limit_are_quarantined_not_a_crash(warehouse, tmp_path):
+    # a 3 KB event_id broke the id registry's index; a 3,000-character org_id broke five marts' indexes
+    land(tmp_path, "long.jsonl", [line(event_id="e" * 3000), line(event_id="org", org_id="o" * 3000),
+                                  line(event_id="ok", org_id="ü" * 256), line(event_id="model", model="m" * 257)])
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/long.jsonl"]
+    assert (batch.status, batch.loaded, batch.quarantined) == ("loaded", 1, 3)
+    assert quarantined(warehouse) == {1: ["event_id:too_long"], 2: ["org_id:too_long"], 4: ["model:too_long"]}
+    assert query(warehouse, "select length(org_id) from raw.usage_events") == [(256,)]
+
+
+def test_rows_the_raw_gate_would_refuse_are_normalised_or_quarantined_at_the_contract(warehouse, tmp_path):
+    # each was loaded, then failed the critical raw suite and blocked its whole hour
+    land(tmp_path, "gate.jsonl", [
+        line(event_id="upper", status="ERROR", error_code="rate_limit"),   # 1 normalised: loaded as error
+        line(event_id="weird", status="weird"),                            # 2 not a status
+        line(event_id="slow", latency_ms=3_700_000),                       # 3 over an hour
+        line(event_id="long-answer", output_tokens=2_000_000),             # 4 more than any model writes
+        line(event_id="late-token", latency_ms=900, ttft_ms=901),          # 5 first token after the end
+        line(event_id="deep-research", latency_ms=700_000, ttft_ms=650_000),  # 6 11.7 minutes: loaded
+    ])
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/gate.jsonl"]
+    assert (batch.loaded, batch.quarantined) == (2, 4)
+    assert quarantined(warehouse) == {2: ["status:not_allowed"], 3: ["latency_ms:out_of_range"],
+                                      4: ["output_tokens:out_of_range"], 5: ["ttft_ms:exceeds_latency"]}
+    assert query(warehouse, "select event_id, status from raw.usage_events order by 1") == [
+        ("deep-research", "success"), ("upper", "error")]
+
+
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(warehouse, tmp_path):
+    land(tmp_path, "bom.jsonl", [b"\xef\xbb\xbf" + line(event_id="first"), line(event_id="second")])
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/bom.jsonl"]
+    assert (batch.loaded, batch.quarantined) == (2, 0)
+
+
+def test_a_line_past_the_size_cap_is_quarantined_with_its_start_and_read_in_linear_time(warehouse, tmp_path):
+    import time
+
+    from ingestion.contract import MAX_LINE_BYTES
+
+    folder = tmp_path / "dt=2026-03-07" / "hour=12"
+    folder.mkdir(parents=True)
+    huge = b'{"event_id": "huge", "metadata": "' + b"x" * (80 << 20)  # 80 MB and no newline: took 64 s
+    (folder / "huge.jsonl").write_bytes(line(event_id="first") + b"\n" + huge)
+    started = time.monotonic()
+    batch = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/huge.jsonl"]
+    elapsed = time.monotonic() - started
+    assert (batch.read, batch.loaded, batch.quarantined) == (2, 1, 1)
+    assert query(warehouse, "select line_number, reasons, length(raw_text), left(raw_text, 20) from raw.quarantine") \
+        == [(2, ["line:too_long"], 4096, huge[:20].decode())]
+    assert len(huge) > 5 * MAX_LINE_BYTES and elapsed < 30  # not a benchmark: the quadratic read took minutes
+
+
+def test_symbolic_links_and_other_non_files_are_refused_unread(warehouse, tmp_path):
+    import os
+
+    secret = tmp_path / "secret.jsonl"  # outside the landing zone, in the contract's shape: it would load
+    secret.write_bytes(line(event_id="SECRET-ROW", user_id="password=hunter2") + b"\n")
+    land(tmp_path / "landing", "good.jsonl", [line()])
+    folder = tmp_path / "landing" / "dt=2026-03-07" / "hour=12"
+    os.symlink(secret, folder / "link.jsonl")
+    os.symlink("/proc/self/environ", folder / "environ.jsonl")
+    os.mkfifo(folder / "pipe.jsonl")  # a pipe would block a reader (or a checksum) forever
+    (folder / "nested.jsonl").mkdir()
+    batches = load(warehouse, tmp_path / "landing")
+    refused = {name.rsplit("/", 1)[1]: b.error for name, b in batches.items() if b.status == "failed"}
+    assert set(refused) == {"link.jsonl", "environ.jsonl", "pipe.jsonl", "nested.jsonl"}
+    assert refused["link.jsonl"].startswith("a symbolic link: refused")
+    assert refused["pipe.jsonl"].startswith("not a regular file (a pipe")
+    assert refused["nested.jsonl"].startswith("a folder: refused")
+    assert query(warehouse, "select event_id from raw.usage_events") == [("good-1",)]
+    assert query(warehouse, "select count(*) from raw.quarantine") == [(0,)]
+    assert query(warehouse, "select count(*) from raw.ingestion_batches where checksum = '-'") == [(4,)]
+
+
+def test_an_hour_folder_that_leads_outside_the_landing_zone_is_refused(warehouse, tmp_path):
+    import os
+
+    elsewhere = tmp_path / "elsewhere"
+    land(elsewhere, "a.jsonl", [line()])
+    (tmp_path / "landing" / "dt=2026-03-07").mkdir(parents=True)
+    os.symlink(elsewhere / "dt=2026-03-07" / "hour=12", tmp_path / "landing" / "dt=2026-03-07" / "hour=12")
+    [batch] = load(warehouse, tmp_path / "landing").values()
+    assert batch.status == "failed" and "leads outside the landing directory" in batch.error
+    assert query(warehouse, "select count(*) from raw.usage_events") == [(0,)]

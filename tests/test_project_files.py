@@ -23,7 +23,7 @@ def test_readme_lists_every_setting_with_its_default():
 def test_every_suite_and_its_thresholds_are_documented_and_wired():
     import json
 
-    from orchestration.defs.quality import GATES
+    from orchestration.defs.quality import GATES, contract_parameters
     from orchestration.settings import Settings
 
     suites = {p.stem for p in (ROOT / "expectations").glob("*.json")}
@@ -33,9 +33,29 @@ def test_every_suite_and_its_thresholds_are_documented_and_wired():
         spec = json.loads((ROOT / "expectations" / f"{gate.suite}.json").read_text())
         assert all(e["severity"] in ("critical", "warning") for e in spec["expectations"]), gate.suite
         wanted = set(re.findall(r'"\$PARAMETER": "(\w+)"', json.dumps(spec)))
-        assert wanted == set(gate.parameters(Settings.from_env())), gate.suite  # each threshold is filled
-        for name in wanted:
+        settings = set(gate.parameters(Settings.from_env()))
+        assert wanted - set(contract_parameters()) == settings, gate.suite  # each threshold is filled
+        for name in settings:  # the contract's limits are in its own table
             assert f"| `{name}` |" in README
+
+
+def test_the_raw_suite_judges_contract_fields_by_the_contracts_numbers():
+    """A row the loader accepts must pass the raw gate: every range or value set the suite puts on a
+    contract field is a parameter filled from ingestion/contract.py, never a number of its own."""
+    import json
+
+    fields = {f.name for f in FIELDS}
+    spec = json.loads((ROOT / "expectations" / "raw_usage_events.json").read_text())
+    judged = 0
+    for e in spec["expectations"]:
+        kwargs = e["kwargs"]
+        if kwargs.get("column") not in fields or e["severity"] != "critical":
+            continue
+        for key in ("min_value", "max_value", "value_set"):
+            if key in kwargs:
+                judged += 1
+                assert isinstance(kwargs[key], dict) and "$PARAMETER" in kwargs[key], (kwargs["column"], key)
+    assert judged >= 15
 
 
 def test_the_raw_suite_expects_exactly_the_contract_columns():
@@ -51,9 +71,7 @@ def test_the_raw_suite_expects_exactly_the_contract_columns():
 
 def test_readme_contract_table_is_the_contract_in_code():
     for f in FIELDS:
-        bounds = "" if f.min is None and f.max is None else (
-            f"{'' if f.min is None else f.min}..{'' if f.max is None else f.max}")
-        assert f"| `{f.name}` | {f.kind} | {'yes' if f.required else ''} | {bounds} | {f.description} |" in README
+        assert f"| `{f.name}` | {f.kind} | {'yes' if f.required else ''} | {f.limits} | {f.description} |" in README
 
 
 def test_the_two_readme_commands_are_the_ones_ci_runs():

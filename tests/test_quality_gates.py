@@ -334,6 +334,72 @@ def test_a_mart_suite_failure_keeps_the_rows_out_of_the_published_marts(publishe
     assert query(dsn, "select count(*) > 0 from marts.fct_usage_hourly where hour_utc = %s", (other,)) == [(True,)]
 
 
+def test_a_negative_cost_is_an_error_not_a_warning(published):
+    """The cost suite bounds cost_usd twice: at least 0 (critical) and at most a setting (warning). Each
+    expectation is judged by its own severity, not by the last one on the same column."""
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    land(root, hour)
+    before = published_marts(dsn)
+    # a price that came out negative, parts and whole alike (so they still add up)
+    execute(dsn, """create function negative() returns trigger language plpgsql as $$
+                  begin new.cost_usd := -new.cost_usd; new.cost_input_usd := -new.cost_input_usd;
+                        new.cost_cache_read_usd := -new.cost_cache_read_usd;
+                        new.cost_cache_write_usd := -new.cost_cache_write_usd;
+                        new.cost_output_usd := -new.cost_output_usd; new.cost_reasoning_usd := -new.cost_reasoning_usd;
+                        new.cost_request_usd := -new.cost_request_usd; return new; end $$;
+                  create trigger negative before insert on build.fct_event_costs
+                  for each row when (new.cost_usd > 0) execute function negative()""")
+    try:
+        result = run_hours(hour, hour)
+    finally:
+        execute(dsn, "drop trigger negative on build.fct_event_costs; drop function negative()")
+
+    assert not result.success
+    assert failed_steps(result) == ["marts__fct_event_costs_fct_event_costs_suite"]
+    assert published_marts(dsn) == before
+    success, severity, summary, _, _ = last_result(dsn, "fct_event_costs_suite")
+    assert (success, severity) == (False, "error") and "on cost_usd" in summary
+
+
+def test_rows_at_every_limit_of_the_contract_load_and_pass_every_gate(published):
+    """What the loader accepts, the gates accept: each row sits on a limit of the contract (and the one
+    past it is quarantined), and the hour goes through to the published marts."""
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    edge = [
+        {"latency_ms": 3_600_000, "ttft_ms": 3_600_000},  # an hour, first token at the very end
+        {"output_tokens": 1_000_000, "reasoning_tokens": 1_000_000},
+        {"input_tokens": 10_000_000, "cached_input_tokens": 10_000_000, "cache_write_tokens": 0},
+        {"status": "ERROR", "error_code": "server_error"},  # stored as error
+        {"status": "Success"},
+        {"org_id": "org_" + "x" * 252, "user_id": "u" * 256, "model": "m" * 256},
+        {"event_time": (hour + timedelta(hours=2)).isoformat()},  # the latest time the contract lets in
+        {"event_time": (hour - timedelta(days=30)).isoformat()},  # the earliest
+        {"latency_ms": 0, "ttft_ms": 0, "input_tokens": 0, "cached_input_tokens": 0, "cache_write_tokens": 0,
+         "output_tokens": 0, "reasoning_tokens": 0},
+    ]
+    past = [{"latency_ms": 3_600_001}, {"output_tokens": 1_000_001}, {"status": "ok"}, {"org_id": "o" * 257},
+            {"ttft_ms": 900.5, "latency_ms": 900}, {"event_time": (hour + timedelta(hours=2, seconds=1)).isoformat()}]
+    rows = land(root, hour, count=len(edge) + len(past))
+    path = landing_path(root, hour)
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps({**r, **changes}) for r, changes in zip(rows, edge + past, strict=True)) + "\n")
+
+    result = run_hours(hour, hour)
+
+    assert result.success
+    assert "marts/publication" in published_steps(result)
+    batch = query(dsn, "select rows_loaded, rows_quarantined from raw.ingestion_batches where landing_hour = %s",
+                  (hour,))
+    assert batch == [(len(edge), len(past))]
+    statuses = query(dsn, "select status, count(*) from raw.usage_events where landing_hour = %s group by 1 order by 1",
+                     (hour,))
+    assert dict(statuses)["error"] >= 1 and set(dict(statuses)) <= {"error", "success"}
+    ids = [r["event_id"] for r in rows[:len(edge)]]
+    assert query(dsn, "select count(*) from marts.fct_event_costs where event_id = any(%s)", (ids,)) == [(len(ids),)]
+
+
 def test_a_warning_is_recorded_and_the_run_goes_through(published, monkeypatch):
     dsn, root = published
     hour = next(NEXT_HOUR)

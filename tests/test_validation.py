@@ -111,3 +111,46 @@ def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
                 assert fast_event_line(row, b"|tail\n") == event_line(validate_slowly(raw, hour).row, b"|tail\n",
                                                                         plain=True), raw
     assert paths["fast"] > 3000 and paths["detailed"] > 100, paths  # both paths were really compared
+
+
+def test_status_is_folded_to_lower_case_and_other_values_are_refused():
+    for given in ("ERROR", "Error", " success "):
+        outcome = check({**GOOD, "status": given})
+        assert isinstance(outcome, ValidEvent) and outcome.values["status"] == given.strip().lower()
+    assert reasons({**GOOD, "status": "weird"}) == ("status:not_allowed",)
+
+
+def test_ids_and_names_longer_than_the_contract_allows_are_refused():
+    assert isinstance(check({**GOOD, "org_id": "o" * 256}), ValidEvent)
+    assert reasons({**GOOD, "event_id": "e" * 3000}) == ("event_id:too_long",)
+    assert reasons({**GOOD, "org_id": "o" * 257, "model": "m" * 300}) == ("org_id:too_long", "model:too_long")
+
+
+def test_ranges_are_the_ones_the_gates_use():
+    assert isinstance(check({**GOOD, "latency_ms": 700_000, "ttft_ms": 700_000}), ValidEvent)  # 11.7 minutes
+    assert reasons({**GOOD, "latency_ms": 3_600_001}) == ("latency_ms:out_of_range",)
+    assert isinstance(check({**GOOD, "output_tokens": 1_000_000}), ValidEvent)
+    assert reasons({**GOOD, "output_tokens": 2_000_000}) == ("output_tokens:out_of_range",)
+
+
+def test_the_first_token_cannot_come_after_the_end():
+    assert reasons({**GOOD, "latency_ms": 800, "ttft_ms": 900}) == ("ttft_ms:exceeds_latency",)
+    assert reasons({**GOOD, "latency_ms": -1, "ttft_ms": 900}) == ("latency_ms:out_of_range",)  # one reason
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_metadata_nested_past_the_limit_is_too_deep_not_malformed():
+    assert isinstance(check({**GOOD, "metadata": nested(32)}), ValidEvent)
+    assert reasons({**GOOD, "metadata": nested(33)}) == ("metadata:too_deep",)
+    line = json.dumps({**GOOD, "metadata": "M"}).encode()
+    past_the_stack = line.replace(b'"M"', b'{"a": ' * 1000 + b"1" + b"}" * 1000)  # deeper than Python recurses
+    assert reasons(raw=past_the_stack) == ("metadata:too_deep",)
+    assert reasons({**GOOD, "extra": [[[[nested(40)]]]]}) == ("metadata:too_deep",)  # unknown fields go there
+    deepest = line.replace(b'"M"', b'{"a": ' * 5000 + b"1" + b"}" * 5000)
+    assert reasons(raw=deepest) == ("json_too_deep",)  # valid JSON, deeper than the parser goes

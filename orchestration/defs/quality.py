@@ -27,7 +27,7 @@ class Gate:
     suite: str  # expectations/<suite>.json
     asset: dg.AssetKey
     query: Callable[[datetime, datetime], str]  # the rows to check, for a window of landing hours
-    parameters: Callable[[Settings], dict]  # values of the suite's {"$PARAMETER": ...} thresholds
+    parameters: Callable[[Settings], dict]  # thresholds that are settings; the contract's limits come with every suite
     decides_landing_hours: bool  # a raw-level suite: its failure keeps the hours out of staging
     fix: str  # what to do when it fails
 
@@ -84,9 +84,25 @@ def _event_cost_rows(start: datetime, end: datetime) -> str:
 
 
 def _lateness_hours(settings: Settings) -> dict:
-    from ingestion.validation import MAX_LATENESS
+    from ingestion.validation import MAX_LATENESS, event_time_window
 
-    return {"max_hours_before_landing": min(MAX_LATENESS.days, settings.raw_retention_days) * 24}
+    hour = datetime(2000, 1, 1)
+    latest = event_time_window(hour)[1]  # the loader's own bound for an event younger than its landing hour
+    return {"min_hours_before_landing": (hour - latest).total_seconds() / 3600,
+            "max_hours_before_landing": min(MAX_LATENESS.days, settings.raw_retention_days) * 24}
+
+
+def contract_parameters() -> dict:
+    """The event contract's ranges and allowed values as suite parameters (min_<field>, max_<field>,
+    allowed_<field>): the gates judge with the numbers the loader checked."""
+    from ingestion.contract import FIELDS
+
+    parameters = {}
+    for f in FIELDS:
+        parameters |= {f"min_{f.name}": f.min} if f.min is not None else {}
+        parameters |= {f"max_{f.name}": f.max} if f.max is not None else {}
+        parameters |= {f"allowed_{f.name}": list(f.values)} if f.values else {}
+    return parameters
 
 
 RERUN = "then rematerialize the partition (files already loaded are skipped)"
@@ -121,7 +137,8 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
     window = context.partition_time_window
     settings = warehouse.settings
     outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
-                        parameters=gate.parameters(settings), docs_dir=settings.data_docs_dir)
+                        parameters={**contract_parameters(), **gate.parameters(settings)},
+                        docs_dir=settings.data_docs_dir)
     partition = _partition_label(context)
     failed = outcome.failed_critical + outcome.failed_warning
     for o in outcome.failed_critical:
