@@ -225,21 +225,24 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
     name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
     source = source or builtin_source(format_of(path))
     return load_batch(conn, source, name, checksum(path), landing_hour, lambda: open_rows(path, source.format),
-                      max_lateness=max_lateness, skip_loaded=True)
+                      max_lateness=max_lateness, skip_loaded=True, supersede=True)
 
 
 def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
                open_source: Callable[[], tuple[list[str] | None, Iterable]],
                on_commit: Callable[[object, BatchResult], None] | None = None,
-               max_lateness: timedelta = MAX_LATENESS, skip_loaded: bool = False) -> BatchResult:
+               max_lateness: timedelta = MAX_LATENESS, skip_loaded: bool = False,
+               supersede: bool = False) -> BatchResult:
     """Load the rows `open_source` yields as one transaction: all of them are loaded, duplicate or
     quarantined, or, if the source cannot be read, none are and a failed batch records why.
     `on_commit` runs inside the transaction (an extractor stores its watermark there).
-    `skip_loaded`: a batch of the same name and digest already loaded makes this one a skip."""
+    `skip_loaded`: a batch of the same name and digest already loaded makes this one a skip.
+    `supersede`: a batch of the same name with other content (a file delivered again, corrected)
+    is replaced by this one, in the same transaction (see supersede_earlier)."""
     for _ in range(DEADLOCK_ATTEMPTS):
         try:
             return _load_batch_once(conn, source, name, digest, landing_hour, open_source, on_commit,
-                                    max_lateness, skip_loaded)
+                                    max_lateness, skip_loaded, supersede)
         # an unreadable source, a spec that does not fit, or a value the server refused that the contract let by
         except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
             conn.rollback()
@@ -255,7 +258,7 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
 def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
                      open_source: Callable[[], tuple[list[str] | None, Iterable]],
                      on_commit: Callable[[object, BatchResult], None] | None,
-                     max_lateness: timedelta, skip_loaded: bool) -> BatchResult:
+                     max_lateness: timedelta, skip_loaded: bool, supersede: bool) -> BatchResult:
     with conn, conn.cursor() as cur:
         # loaders of the same file or source take turns; other files load side by side
         cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
@@ -263,6 +266,7 @@ def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_h
             return BatchResult(name, "skipped")
         cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
         batch_id = cur.fetchone()[0]
+        superseded = supersede_earlier(cur, name, batch_id) if supersede else []
         header, rows = open_source()
         if header is not None:
             source.check_columns(header, name)  # refuse the whole source before a row is read
@@ -272,10 +276,38 @@ def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_h
                                                    max_lateness)
         finally:
             writer.stop()  # the cursor is the transaction's again, also after a failure
-        result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined)
+        result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined,
+                              regate=bool(superseded))
         if on_commit:
             on_commit(cur, result)
     return result
+
+
+def supersede_earlier(cur, name: str, batch_id: int) -> list[int]:
+    """Take out what earlier loads of the file `name` left (a file delivered again replaces them): their
+    events, the ids they registered and their quarantined rows. Their ledger rows stay, marked
+    'superseded' by `batch_id`, so the counts of loaded batches hold each row of a file once. The event
+    hours they held are noted in raw.retracted_event_hours: dbt recomputes them with the landing hour.
+    An event the new version no longer holds is gone, even if another file carried a copy of it that was
+    counted as a duplicate. Returns the superseded batches."""
+    cur.execute("""update raw.ingestion_batches set status = 'superseded', superseded_by = %s
+                   where file = %s and status = 'loaded' returning batch_id, landing_hour""", (batch_id, name))
+    earlier = cur.fetchall()
+    if not earlier:
+        return []
+    ids, hours = [b for b, _ in earlier], sorted({h for _, h in earlier})
+    window = {"ids": ids, "hours": hours}
+    cur.execute("""insert into raw.retracted_event_hours (landing_hour, event_hour)
+                   select distinct landing_hour, date_trunc('hour', event_time, 'UTC') from raw.usage_events
+                   where landing_hour = any(%(hours)s) and batch_id = any(%(ids)s)
+                   on conflict do nothing""", window)
+    cur.execute("delete from raw.usage_events where landing_hour = any(%(hours)s) and batch_id = any(%(ids)s)",
+                window)
+    cur.execute("delete from raw.event_ids where batch_id = any(%(ids)s)", window)
+    cur.execute("delete from raw.quarantine where batch_id = any(%(ids)s)", window)
+    cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) select unnest(%(hours)s), 'pending'
+                   on conflict (landing_hour) do update set gate_status = 'pending'""", window)
+    return ids
 
 
 def already_loaded(cur, name: str, digest: str) -> bool:
@@ -328,7 +360,7 @@ def record_failure(conn, name: str, digest: str, landing_hour: datetime, source:
 
 
 def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events: NewEvents,
-                 quarantined) -> BatchResult:
+                 quarantined, regate: bool = False) -> BatchResult:
     """Record the batch in the ledger (the database checks that its counts add up)."""
     result = BatchResult(name, "loaded", read, events.loaded, events.duplicate, quarantined, events.conflicting,
                          batch_id=batch_id)
@@ -338,7 +370,7 @@ def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events
         values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'loaded')""",
                 (batch_id, source, name, digest, landing_hour, result.read, result.loaded, result.duplicate,
                  result.quarantined, result.conflicting))
-    if result.loaded:  # new rows: the hour must pass its quality gate again before staging reads it
+    if result.loaded or regate:  # new rows: the hour must pass its quality gate again before staging reads it
         cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) values (%s, 'pending')
                        on conflict (landing_hour) do update set gate_status = 'pending'""", (landing_hour,))
     return result

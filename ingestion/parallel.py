@@ -11,6 +11,7 @@ Processes, not threads: checking rows is Python work, and one interpreter runs i
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import psycopg2
 
+from ingestion.lifeline import die_with_parent
 from ingestion.loader import BatchResult, hour_work, load_file
 from ingestion.readers import LandedFile
 from ingestion.schema import ensure_schema
@@ -52,7 +54,7 @@ def load_hours(dsn: str, landing_dir: Path, hours: list[datetime], specs: list[S
     # spawned, not forked: a fork would copy the caller's threads and open connections
     processes = min(workers, len(files))
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_connect, initargs=(dsn,))
+                               initializer=_start_worker, initargs=(dsn, os.getpid()))
     try:
         pending = {i: pool.submit(_load_file, files[i][0].path, files[i][1], landing_dir, files[i][0].source,
                                   max_lateness) for i in spread(len(files), processes)}
@@ -74,8 +76,9 @@ def spread(count: int, workers: int) -> list[int]:
 _worker_conn = None  # each worker process's own connection, opened once
 
 
-def _connect(dsn: str) -> None:
+def _start_worker(dsn: str, parent_pid: int) -> None:
     global _worker_conn
+    die_with_parent(parent_pid)  # a killed run's worker must not go on loading (its batch rolls back)
     _worker_conn = psycopg2.connect(dsn)
 
 

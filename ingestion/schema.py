@@ -90,6 +90,10 @@ create table if not exists raw.ingestion_batches (
     constraint counts_add_up check (rows_read = rows_loaded + rows_duplicate + rows_quarantined)
 );
 create index if not exists ingestion_batches_file on raw.ingestion_batches (file, checksum);
+-- a file delivered again with other content replaces its earlier batch, which stays as 'superseded'
+alter table raw.ingestion_batches add column if not exists superseded_by bigint;
+-- an operator accepted this file's share of quarantined rows (warehouse release; audit.releases says who)
+alter table raw.ingestion_batches add column if not exists share_accepted boolean not null default false;
 
 -- rows that failed the contract, with the reason codes and the text as it arrived
 create table if not exists raw.quarantine (
@@ -101,6 +105,16 @@ create table if not exists raw.quarantine (
     raw_text text not null,
     reasons text[] not null,
     quarantined_at timestamptz not null default now()
+);
+-- a row released from raw by an operator (warehouse release) has no line number: it is shown as stored
+alter table raw.quarantine alter column line_number drop not null;
+
+-- event hours whose events a superseded file took away: the next dbt run of the landing hour recomputes
+-- them too, though no event of the hour lands in them any more
+create table if not exists raw.retracted_event_hours (
+    landing_hour timestamptz not null,
+    event_hour timestamptz not null,
+    primary key (landing_hour, event_hour)
 );
 
 -- how far each application-database source has been read (its watermark column's newest value)
@@ -118,6 +132,19 @@ create table if not exists raw.landing_hours (
     run_id text
 );
 
+-- each release of a failed hour (warehouse release): rows moved from raw to the quarantine, files whose
+-- quarantined share was accepted, by whom and why; no row content is kept here
+create table if not exists audit.releases (
+    release_id bigserial primary key,
+    landing_hour timestamptz not null,
+    released_at timestamptz not null default now(),
+    released_by text not null,
+    note text,
+    rows_released bigint not null,
+    reasons jsonb not null,  -- reason -> rows
+    files_accepted text[] not null
+);
+
 -- history of every quality check result, for on-call and BI
 create table if not exists audit.check_results (
     result_id bigserial primary key,
@@ -130,6 +157,17 @@ create table if not exists audit.check_results (
     run_id text,
     checked_at timestamptz not null default now(),
     summary text  -- what failed, on which values, and what to do
+);
+
+-- which run has schema build to itself, from its dbt step to its publication (orchestration/publication.py):
+-- one row, free when run_id is null; the process is the run's own, to tell a dead holder from a busy one
+create table if not exists audit.build_lease (
+    only_row boolean primary key default true check (only_row),
+    run_id text,
+    host text,
+    pid integer,
+    pid_started_at double precision,  -- seconds since the epoch: a reused pid is a younger process
+    acquired_at timestamptz
 );
 
 -- each publication of the marts BI reads (schema marts) from what dbt built (schema build)

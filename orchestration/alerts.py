@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 log = logging.getLogger("warehouse.alerts")
 
@@ -45,7 +46,15 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except (urllib.error.URLError, TimeoutError) as exc:  # a dead webhook must not hide the alert
-            log.error(f"alert webhook {self.url} failed ({exc}); the alert was: {alert.summary}")
+            log.error(f"alert webhook {redacted_url(self.url)} failed ({exc}); the alert was: {alert.summary}")
+
+
+def redacted_url(url: str) -> str:
+    """A webhook URL as it may be printed: its scheme and host; the path and query are its secret
+    (a Slack webhook's path is the credential) and so are a user and password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/***"
 
 
 class Notifiers:

@@ -5,6 +5,7 @@
     warehouse ui          start the Dagster UI (dagster dev) on the same warehouse
     warehouse env         print the environment that `dagster` commands need (eval it in a shell)
     warehouse sources     list the source specs, or try one on a file: warehouse sources --try FILE
+    warehouse release     move what stops a failed hour's gate to the quarantine (audited), then rerun it
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_partitions(first_hour: datetime, last_hour: datetime) -> list:
-    """Load the reference data, materialize every hour in the range as one run, then rebuild the reports;
-    recorded in Dagster's storage (visible in the UI). Returns the runs' results, stopping at a failure."""
+def run_partitions(first_hour: datetime, last_hour: datetime, reference: bool = True) -> list:
+    """Load the reference data (unless `reference` is False), materialize every hour in the range as one
+    run, then rebuild the reports; recorded in Dagster's storage (visible in the UI). Returns the runs'
+    results, stopping at a failure."""
     import dagster as dg
 
     from orchestration.dbt_project import prepare_manifest
@@ -51,9 +53,9 @@ def run_partitions(first_hour: datetime, last_hour: datetime) -> list:
         # Dagster stores one event per asset and partition, each on a new connection by default;
         # one pooled connection makes the 168-partition run about a fifth faster
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
-        steps = (lambda: materialize_reference(instance),
-                 lambda: materialize_hours(first_hour, last_hour, instance),
-                 lambda: materialize_reports(instance))  # the reports: what reports_after_marts_sensor does
+        steps = ((lambda: materialize_reference(instance),) if reference else ()) + (
+            lambda: materialize_hours(first_hour, last_hour, instance),
+            lambda: materialize_reports(instance))  # the reports: what reports_after_marts_sensor does
         for step in steps:
             results.append(step())
             if not results[-1].success:
@@ -213,6 +215,84 @@ def sources(args: argparse.Namespace) -> int:
         return 2
 
 
+def parse_hour(text: str) -> datetime:
+    """A landing hour, as a partition key (2026-05-05-01:00) or in ISO 8601 (2026-05-05T01, ...T01:00Z); UTC."""
+    from datetime import UTC
+
+    cleaned = text.strip().replace(" ", "T")
+    if len(cleaned) == 16 and cleaned[10] == "-":  # a partition key: YYYY-MM-DD-HH:MM
+        cleaned = cleaned[:10] + "T" + cleaned[11:]
+    if len(cleaned) == 13:  # YYYY-MM-DDTHH
+        cleaned += ":00"
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise SettingError(f"{text!r} is not an hour; write it as 2026-05-05T01 (UTC) or as the partition key "
+                           "2026-05-05-01:00") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.minute or moment.second or moment.microsecond:
+        raise SettingError(f"{text!r} is not the start of an hour; landing hours start at minute 0")
+    return moment
+
+
+def release(args: argparse.Namespace) -> int:
+    import getpass
+
+    from ingestion.release import release_hour
+    from ingestion.validation import MAX_LATENESS
+    from orchestration.database import connect, cursor
+
+    settings = Settings.from_env()
+    env = prepare_environment(settings)
+    dsn = env["WAREHOUSE_DSN"]
+    if args.hour and (args.first or args.last):
+        raise SettingError("give one landing hour, or a range with --from and --to, not both")
+    if args.hour:
+        hours = [parse_hour(args.hour)]
+    elif args.first or args.last:
+        if not (args.first and args.last):
+            raise SettingError("--from and --to go together: the first and the last landing hour to release")
+        first, last = parse_hour(args.first), parse_hour(args.last)
+        hours = [first + timedelta(hours=i) for i in range(int((last - first) / timedelta(hours=1)) + 1)]
+    else:
+        with cursor(dsn) as cur:
+            cur.execute("select to_regclass('raw.landing_hours') is not null")
+            found = cur.fetchone()[0]
+            if found:
+                cur.execute("select landing_hour from raw.landing_hours where gate_status = 'failed' order by 1")
+            hours = [hour for (hour,) in cur.fetchall()] if found else []
+        if not hours:
+            say("no landing hour has a failed gate: nothing to release")
+            return 0
+    max_lateness = min(MAX_LATENESS, timedelta(days=settings.raw_retention_days))
+    by = args.by or getpass.getuser()
+    changed = False
+    conn = connect(dsn)
+    try:
+        for hour in hours:
+            done = release_hour(conn, hour, by, args.note, settings.max_quarantine_share, max_lateness)
+            changed |= done.changed_anything
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(done.reasons.items()))
+            say(f"{hour:%Y-%m-%d %H:00} UTC: {done.rows:,} rows to raw.quarantine, {done.copies:,} extra copies "
+                f"dropped{f' ({reasons})' if reasons else ''}; share of quarantined rows accepted for "
+                f"{', '.join(done.files_accepted) or 'no file'}")
+    finally:
+        conn.close()
+    if not changed:
+        say("nothing to release: every row of these hours meets the contract and no file is over the quarantined "
+            "share; if a gate still fails, the defect is not in the rows (read audit.check_results)")
+        return 1
+    say(f"released by {by}{f' ({args.note})' if args.note else ''}; recorded in audit.releases")
+    if args.no_run:
+        say("the hours are pending: their next run gates them again")
+        return 0
+    results = run_partitions(min(hours), max(hours), reference=False)
+    ok = all(r.success for r in results)
+    say(f"reran {len(hours)} hour(s): {', '.join(f'{r.job_def.name} {r.run_id[:8]}' for r in results)}: "
+        f"{'SUCCESS' if ok else 'FAILED (see the run in the Dagster UI and audit.check_results)'}")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--try", dest="try_file", metavar="FILE", help="show what the warehouse would make of FILE")
     check.add_argument("--rows", type=int, default=10, help="rows to show with --try (default 10)")
     check.set_defaults(handler=sources)
+
+    free = commands.add_parser("release", help="move what stops a failed hour's gate to the quarantine, then rerun it")
+    free.add_argument("hour", nargs="?", help="the landing hour, e.g. 2026-05-05T01 (default: every failed hour)")
+    free.add_argument("--from", dest="first", metavar="HOUR", help="the first of a range of landing hours")
+    free.add_argument("--to", dest="last", metavar="HOUR", help="the last of a range of landing hours")
+    free.add_argument("--note", help="why (kept in audit.releases)")
+    free.add_argument("--by", help="who releases (default: the login name)")
+    free.add_argument("--no-run", action="store_true", help="only release; the hours' next run gates them again")
+    free.set_defaults(handler=release)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:

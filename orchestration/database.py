@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from orchestration.settings import SettingError, Settings
 
@@ -26,16 +31,63 @@ class WarehouseUnreachable(RuntimeError):
     """The warehouse server cannot be reached; the message says which setting to check."""
 
 
+RECOVERY_WAIT_SECONDS = 900  # how long a command waits for the embedded server to finish crash recovery
+
+
 def embedded_server_uri(settings: Settings, database: str) -> str:
     """Start (or reuse) the embedded server and return a libpq URL for `database` on it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         import pgserver
 
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        # it logs the whole server log when a start times out; what happens is said below, in one line
+        logging.getLogger("pgserver").setLevel(logging.CRITICAL)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(settings.state_dir / "pgdata", cleanup_mode=None)
+        pgdata = (settings.state_dir / "pgdata").resolve()
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        except subprocess.TimeoutExpired:  # pg_ctl waits 10 s; replaying the WAL after a crash takes longer
+            server = _after_recovery(pgdata)
+        except subprocess.CalledProcessError:
+            raise WarehouseUnreachable(f"the embedded PostgreSQL under {pgdata} failed to start; read its log "
+                                       f"{pgdata / 'log'}, or set WAREHOUSE_DSN to use another server") from None
         return server.get_uri(database)
+
+
+def forget_embedded_handle(pgdata: Path) -> None:
+    """Drop pgserver's handle of the server in `pgdata` (with its exit hook), so the next call starts afresh."""
+    import atexit
+
+    from pgserver.postgres_server import PostgresServer
+
+    handle = PostgresServer._instances.pop(pgdata, None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+
+
+def _after_recovery(pgdata: Path):
+    """Wait for an embedded server that is still starting (crash recovery) to accept connections."""
+    import pgserver
+    from pgserver.utils import PostmasterInfo
+
+    forget_embedded_handle(pgdata)  # the handle whose start timed out is unusable
+    print(f"[warehouse] the embedded PostgreSQL under {pgdata} did not stop cleanly and is recovering (replaying "
+          f"its write-ahead log, see {pgdata / 'log'}); waiting for it, up to {RECOVERY_WAIT_SECONDS // 60} minutes",
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + RECOVERY_WAIT_SECONDS
+    while True:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is not None and info.is_running() and info.status == "ready":
+            print("[warehouse] the embedded PostgreSQL has recovered", file=sys.stderr, flush=True)
+            return pgserver.get_server(pgdata, cleanup_mode=None)
+        if info is None or not info.is_running():
+            raise WarehouseUnreachable(f"the embedded PostgreSQL under {pgdata} stopped while recovering; read its "
+                                       f"log {pgdata / 'log'}")
+        if time.monotonic() > deadline:
+            raise WarehouseUnreachable(f"the embedded PostgreSQL under {pgdata} is still recovering after "
+                                       f"{RECOVERY_WAIT_SECONDS} s; run the command again later (its log: "
+                                       f"{pgdata / 'log'})")
+        time.sleep(1)
 
 
 def warehouse_dsn(settings: Settings | None = None) -> str:
@@ -67,13 +119,25 @@ def sqlalchemy_url(dsn: str) -> str:
     return "postgresql+psycopg2://" + rest
 
 
+SECRET_PARAMETERS = ("password", "sslpassword")  # libpq URL parameters that hold a secret
+
+
 def redacted(dsn: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password (in the user part or as ?password=...), for messages."""
     parts = urlsplit(dsn)
     if parts.password:
         netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
         parts = parts._replace(netloc=netloc)
+    if parts.query:
+        query = [(k, "***" if k.lower() in SECRET_PARAMETERS else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*/"))
     return urlunsplit(parts)
+
+
+def database_name(dsn: str) -> str:
+    """The database a libpq URL names, decoded as libpq decodes it (%20, ?dbname=...)."""
+    return psycopg2.extensions.parse_dsn(dsn).get("dbname", "")
 
 
 def connect(dsn: str, setting: str = "WAREHOUSE_DSN") -> psycopg2.extensions.connection:
@@ -101,7 +165,7 @@ def cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
 
 def ensure_database(dsn: str, setting: str = "WAREHOUSE_DSN") -> None:
     """Create the URL's database if it does not exist (needs CREATEDB on that server)."""
-    database = urlsplit(dsn).path.lstrip("/")
+    database = database_name(dsn)
     if not database:
         raise SettingError(f"{setting}={redacted(dsn)} names no database; add one, e.g. .../warehouse")
     try:
@@ -115,8 +179,8 @@ def ensure_database(dsn: str, setting: str = "WAREHOUSE_DSN") -> None:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = %s", (database,))
-            if cur.fetchone() is None:
-                cur.execute(f'create database "{database}"')
+            if cur.fetchone() is None:  # the name as an identifier: whatever it holds, it is only a name
+                cur.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     finally:
         conn.close()
 
@@ -127,8 +191,8 @@ def recreate_database(server_dsn: str, name: str) -> str:
     try:
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-            cur.execute(f'create database "{name}"')
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     finally:
         admin.close()
     return with_database(server_dsn, name)

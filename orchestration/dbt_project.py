@@ -10,9 +10,11 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
-# the dbt installed beside this Python, so an unactivated virtualenv still finds it
-_beside_python = Path(sys.executable).parent / "dbt"
-DBT_EXECUTABLE = str(_beside_python) if _beside_python.exists() else (shutil.which("dbt") or "dbt")
+# the dbt installed beside this Python, so an unactivated virtualenv still finds it, through the
+# warehouse-dbt entry point (orchestration/dbt_child.py) that stops it when its run is killed
+_beside_python = Path(sys.executable).parent
+DBT_EXECUTABLE = next((str(_beside_python / name) for name in ("warehouse-dbt", "dbt")
+                       if (_beside_python / name).exists()), shutil.which("dbt") or "dbt")
 
 warehouse_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 

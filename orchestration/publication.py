@@ -7,7 +7,10 @@ publication, so `marts` keeps the last good data, whole. Before the next dbt run
 into `build` what a failed run changed, so nothing unchecked feeds a later run's rollups.
 
 Rows are found by the `built_at` column every mart carries: a row built after the last publication
-belongs to the current run (dbt runs one at a time, see DBT_RUN_TAGS). An incremental mart is copied
+belongs to the current run, so one run at a time goes from its dbt step to its publication: it holds
+the build lease (audit.build_lease) in between. The daemon's queue already runs one dbt job at a time
+(DBT_RUN_TAGS); the lease keeps it so for runs started by hand side by side, which would otherwise put
+back or publish each other's rows (and collide on dbt's failure views). An incremental mart is copied
 key by key (its dbt unique_key: every row of an hour or a day is rebuilt together); a table rebuilt
 whole (the reports) is replaced whole.
 """
@@ -15,8 +18,11 @@ whole (the reports) is replaced whole.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ingestion.lifeline import process_gone
 
 BUILD_SCHEMA = "build"
 PUBLISHED_SCHEMA = "marts"
@@ -30,6 +36,60 @@ class Mart:
     @property
     def incremental(self) -> bool:
         return bool(self.keys)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A run and the process that runs it (the one that started the run: steps may have their own)."""
+    run_id: str
+    host: str
+    pid: int
+    pid_started_at: float
+
+    @classmethod
+    def this_run(cls, run_id: str) -> Holder:
+        import multiprocessing
+        import os
+        import socket
+
+        import psutil
+
+        parent = multiprocessing.parent_process()  # a step of the multiprocess executor: its run's process
+        pid = parent.pid if parent is not None and parent.pid else os.getpid()
+        return cls(run_id, socket.gethostname(), pid, psutil.Process(pid).create_time())
+
+
+def acquire_build(conn, me: Holder, run_finished: Callable[[str], bool | None],
+                  waiting: Callable[[str], None], poll_seconds: float = 2.0) -> None:
+    """Wait until schema build is free, then hold it for run `me`. It is free when no run holds it, when
+    the holder's run has finished (run_finished(run_id) is True; None: unknown here), or when the holder's
+    process is gone or is this very process (runs in one process follow each other). `waiting` is told
+    why, every half minute."""
+    import time
+
+    waited = 0.0
+    while True:
+        with conn, conn.cursor() as cur:
+            cur.execute("insert into audit.build_lease (only_row) values (true) on conflict do nothing")
+            cur.execute("select run_id, host, pid, pid_started_at from audit.build_lease for update")
+            run_id, host, pid, started = cur.fetchone()
+            if run_id is None or run_id == me.run_id or run_finished(run_id) or (
+                    host == me.host and (process_gone(pid, started) or (pid, started) == (me.pid, me.pid_started_at))):
+                cur.execute("""update audit.build_lease set run_id = %s, host = %s, pid = %s, pid_started_at = %s,
+                                   acquired_at = now()""", (me.run_id, me.host, me.pid, me.pid_started_at))
+                return
+        if waited % 30 < poll_seconds:
+            waiting(f"run {run_id} (pid {pid} on {host}) is between its dbt step and its publication; waiting for "
+                    f"it to publish or end ({waited:.0f} s so far)")
+        time.sleep(poll_seconds)
+        waited += poll_seconds
+
+
+def release_build(conn, run_id: str) -> None:
+    """Free schema build after run `run_id` published (a run that stops earlier keeps it until it ends)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("update audit.build_lease set run_id = null, host = null, pid = null, pid_started_at = null "
+                    "where run_id = %s", (run_id,))
 
 
 def marts_in_manifest(manifest_path: Path, tag: str | None = None) -> list[Mart]:

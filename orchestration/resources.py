@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import dagster as dg
 from pydantic import PrivateAttr
 
+from ingestion.lifeline import die_with_parent
 from orchestration.database import connect, dbt_env, warehouse_dsn
 from orchestration.settings import Settings
 
@@ -14,6 +17,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
     dsn: str | None = None  # tests pin a DSN; normally read from WAREHOUSE_DSN at run time
     _resolved: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # a step in a process of its own (the multiprocess executor) dies with its run's process: a
+        # killed run must not leave a step loading files or running dbt
+        parent = multiprocessing.parent_process()
+        if parent is not None and parent.pid is not None:
+            die_with_parent(parent.pid)
 
     @property
     def settings(self) -> Settings:

@@ -20,6 +20,7 @@ class Purged:
 # the marts are kept twice: as dbt builds them (schema build) and as BI reads them (schema marts)
 RETAINED = (
     ("raw.quarantine", "quarantined_at", "raw"),
+    ("raw.retracted_event_hours", "landing_hour", "raw"),
     *((f"{schema}.fct_event_costs", "event_hour", "raw") for schema in ("build", "marts")),  # event-level
     *((f"{schema}.{table}", "hour_utc", "hourly") for schema in ("build", "marts")
       for table in ("fct_usage_hourly", "fct_cost_hourly", "fct_performance_hourly", "fct_anomalies_hourly")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -9,6 +10,12 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 # every job that runs dbt carries this tag; dagster.yaml lets one such run go at a time, so an hourly
 # run and a price restatement never rebuild the same incremental model at once
 DBT_RUN_TAGS = {"warehouse/dbt": "marts"}
+# the machine a `warehouse` command ran its runs on (dead_run_sensor judges only its own host's runs)
+HOST_TAG = "warehouse/host"
+
+
+def _here() -> dict[str, str]:
+    return {HOST_TAG: socket.gethostname()}
 
 
 def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO"):
@@ -20,7 +27,7 @@ def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_l
     key = hourly_partitions.get_partition_key_for_timestamp
     return job.execute_in_process(
         instance=instance,
-        tags={RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp())},
+        tags={RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp()), **_here()},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
@@ -40,5 +47,5 @@ def _run_whole(job_name: str, instance, log_level: str):
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, raise_on_error=False,
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=_here(),
                                   run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})

@@ -91,14 +91,38 @@ def test_duplicates_inside_a_file_and_across_files_leave_one_row(warehouse, tmp_
         ("good-1", 20), ("x", 1)]  # first occurrence wins
 
 
-def test_reloading_is_a_no_op_and_a_changed_file_loads_only_what_is_new(warehouse, tmp_path):
+def test_reloading_is_a_no_op_and_a_changed_file_replaces_its_earlier_rows(warehouse, tmp_path):
     land(tmp_path, "a.jsonl", [line()])
     assert load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"].loaded == 1
     assert load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"].status == "skipped"
     land(tmp_path, "a.jsonl", [line(), line(event_id="new")])
     again = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"]
-    assert (again.status, again.read, again.loaded, again.duplicate) == ("loaded", 2, 1, 1)
+    assert (again.status, again.read, again.loaded, again.duplicate) == ("loaded", 2, 2, 0)
     assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
+    assert query(warehouse, "select status, superseded_by from raw.ingestion_batches order by batch_id") == [
+        ("superseded", again.batch_id), ("loaded", None)]
+
+
+def test_a_corrected_file_replaces_its_rows_and_its_bad_lines_are_not_quarantined_twice(warehouse, tmp_path):
+    first = [line(event_id="a", output_tokens=10), line(event_id="b", output_tokens=20), b"{oops",
+             line(event_id="wrong", latency_ms=-5), line(event_id="gone")]
+    land(tmp_path, "a.jsonl", first)
+    load(warehouse, tmp_path)
+    # delivered again: one value corrected, one bad line fixed, one event dropped, the broken line kept
+    land(tmp_path, "a.jsonl", [line(event_id="a", output_tokens=10), line(event_id="b", output_tokens=21), b"{oops",
+                               line(event_id="wrong", latency_ms=5)])
+    again = load(warehouse, tmp_path)["dt=2026-03-07/hour=12/a.jsonl"]
+    assert (again.read, again.loaded, again.duplicate, again.quarantined, again.conflicting) == (4, 3, 0, 1, 0)
+    assert query(warehouse, "select event_id, output_tokens, latency_ms from raw.usage_events order by 1") == [
+        ("a", 10, 900.5), ("b", 21, 900.5), ("wrong", 20, 5.0)]
+    assert query(warehouse, "select line_number, reasons from raw.quarantine") == [(3, ["malformed_json"])]
+    assert query(warehouse, "select event_id from raw.event_ids order by 1") == [("a",), ("b",), ("wrong",)]
+    # what the loaded batches say adds up to each line of the file once
+    assert query(warehouse, """select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.ingestion_batches
+                               where status = 'loaded'""") == [(4, 3, 1)]
+    assert query(warehouse, "select gate_status from raw.landing_hours") == [("pending",)]
+    # the event hours the earlier version held are recomputed with the landing hour
+    assert query(warehouse, "select event_hour from raw.retracted_event_hours") == [(HOUR,)]
 
 
 def test_an_unreadable_file_is_recorded_and_does_not_stop_the_others(warehouse, tmp_path):

@@ -98,7 +98,7 @@ def test_schedules_sensors_and_jobs(repo):
     assert schedules["nightly_retention_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["nightly_retention_schedule"].job_name == "retention_job"
     assert schedules["nightly_reference_schedule"].job_name == "reference_data_job"
-    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor",
+    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor", "dead_run_sensor",
                                                   "price_restatement_sensor", "reports_after_marts_sensor"}
     reports = {k.to_user_string() for k in repo.get_job("reports_job").asset_layer.executable_asset_keys}
     assert reports == {"marts/fct_org_monthly_spend", "marts/fct_top_users_monthly", "marts/fct_top_tags_monthly",

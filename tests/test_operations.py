@@ -85,7 +85,7 @@ def test_a_dead_webhook_still_logs_the_alert(warehouse, monkeypatch, caplog):
     tick(None)  # empty warehouse: stale
     messages = [r.message for r in caplog.records]
     assert any("no usage events in the warehouse yet" in m for m in messages)
-    assert any("alert webhook http://127.0.0.1:9/nothing-listens-here failed" in m for m in messages)
+    assert any("alert webhook http://127.0.0.1:9/*** failed" in m for m in messages)  # its path may be a secret
 
 
 def test_retention_job_keeps_exactly_the_configured_window(warehouse, monkeypatch):

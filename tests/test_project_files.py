@@ -98,6 +98,17 @@ def test_compose_runs_postgres_webserver_daemon_and_the_code_location():
     assert "cp dagster.yaml" in (ROOT / "Dockerfile").read_text()
 
 
+def test_compose_requires_the_database_password_and_keeps_the_ui_on_this_machine():
+    text = (ROOT / "docker-compose.yml").read_text()
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", text)
+    assert len(uses) == 3 and all(u == ":?set POSTGRES_PASSWORD, the database password" for u in uses), uses
+    assert "postgres:postgres@" not in text
+    compose = yaml.safe_load(text)
+    [port] = compose["services"]["webserver"]["ports"]
+    assert port == "${WAREHOUSE_UI_BIND:-127.0.0.1}:3000:3000"
+    assert all("ports" not in service for name, service in compose["services"].items() if name != "webserver")
+
+
 def test_dagster_yaml_keeps_storage_in_postgres():
     config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}

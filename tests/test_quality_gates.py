@@ -28,12 +28,18 @@ NEXT_HOUR = iter(START + timedelta(days=1, hours=h) for h in range(100))  # one 
 
 @pytest.fixture(scope="module")
 def published(server_dsn, dbt_manifest, tmp_path_factory):
+    from orchestration.database import sqlalchemy_url
     from tests.conftest import TEST_DATABASE, fresh_database
 
     mp = pytest.MonkeyPatch()
     dsn = fresh_database(server_dsn, TEST_DATABASE)
     root = tmp_path_factory.mktemp("landing")
     mp.setenv("WAREHOUSE_DSN", dsn)
+    # the `warehouse` commands record their runs in a Dagster storage of the test's own
+    mp.setenv("DAGSTER_PG_URL", sqlalchemy_url(fresh_database(server_dsn, TEST_DATABASE + "_dagster")))
+    state = tmp_path_factory.mktemp("state")
+    mp.setenv("WAREHOUSE_STATE_DIR", str(state))
+    mp.setenv("DAGSTER_HOME", str(state / "dagster_home"))  # what the commands set, undone with the module
     mp.setenv("WAREHOUSE_LANDING_DIR", str(root))
     mp.setenv("WAREHOUSE_DATA_DOCS_DIR", str(tmp_path_factory.mktemp("data_docs")))
     generate(root, START, 1, 1200, seed=3, defects=Defects(0, 0, 0, 0))
@@ -220,6 +226,71 @@ def test_a_defect_only_the_staging_suite_sees_skips_publication(published):
     success, severity, summary, _, partition = last_result(dsn, "stg_usage__events_suite")
     assert (success, severity, partition) == (False, "error", f"{hour:%Y-%m-%d-%H}:00")
     assert "on non_reasoning_output_tokens: 1 rows, e.g. [-7]" in summary
+    # the hour is taken back out of staging: no later run (the next hour's daily rollup) can publish the row
+    assert query(dsn, "select gate_status from raw.landing_hours where landing_hour = %s", (hour,)) == [("failed",)]
+    next_hour = next(NEXT_HOUR)
+    land(root, next_hour)
+    assert run_hours(next_hour, next_hour).success
+    assert query(dsn, "select count(*) from marts.fct_event_costs where event_id = %s", (event_id,)) == [(0,)]
+
+
+def release(hour: datetime, *options: str) -> int:
+    """`warehouse release HOUR ...`, the command on-call runs, on the test's warehouse."""
+    from orchestration.cli import main
+
+    return main(["release", f"{hour:%Y-%m-%dT%H}", *options])
+
+
+def test_a_row_past_the_loader_is_released_to_the_quarantine_and_the_hour_goes_through(published, capsys):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    rows = land(root, hour)
+    load_only(dsn, root, hour)
+    bad = f"{hour:%d%H}-6"
+    execute(dsn, "update raw.usage_events set latency_ms = -250 where event_id = %s", (bad,))
+    assert not run_hours(hour, hour).success  # the raw suite stops it, as above
+    summary = last_result(dsn, "raw_usage_events_suite")[2]
+    assert f"`warehouse release {hour:%Y-%m-%d-%H}:00`" in summary
+
+    assert release(hour, "--by", "oncall", "--note", "clock bug in the gateway") == 0  # releases, then reruns
+
+    out = capsys.readouterr().out
+    assert f"{hour:%Y-%m-%d %H}:00 UTC: 1 rows to raw.quarantine, 0 extra copies dropped " \
+           "(latency_ms:out_of_range 1)" in out and "SUCCESS" in out
+    assert query(dsn, "select reasons, line_number, raw_text::jsonb->>'event_id' from raw.quarantine "
+                      "where batch_id in (select batch_id from raw.ingestion_batches where landing_hour = %s)",
+                 (hour,)) == [(["released:latency_ms:out_of_range"], None, bad)]
+    assert query(dsn, "select rows_read, rows_loaded, rows_quarantined from raw.ingestion_batches "
+                      "where landing_hour = %s and status = 'loaded'", (hour,)) == [(20, 19, 1)]
+    assert query(dsn, "select released_by, note, rows_released, reasons from audit.releases where landing_hour = %s",
+                 (hour,)) == [("oncall", "clock bug in the gateway", 1, {"latency_ms:out_of_range": 1})]
+    assert query(dsn, "select gate_status from raw.landing_hours where landing_hour = %s", (hour,)) == [("passed",)]
+    assert query(dsn, "select sum(requests) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [
+        (len(rows) - 1,)]
+    # a corrected re-delivery of the event loads: its id was freed
+    assert query(dsn, "select count(*) from raw.event_ids where event_id = %s", (bad,)) == [(0,)]
+
+
+def test_a_corrected_file_delivered_again_replaces_the_bad_rows_and_the_hour_goes_through(published):
+    dsn, root = published
+    hour = next(NEXT_HOUR)
+    rows = land(root, hour)
+    load_only(dsn, root, hour)
+    execute(dsn, "update raw.usage_events set latency_ms = -250 where event_id = %s", (f"{hour:%d%H}-6",))
+    assert not run_hours(hour, hour).success
+    before = published_marts(dsn)
+
+    # the source is fixed and the file delivered again under the same name, that event dropped
+    fixed = [r for r in rows if r["event_id"] != f"{hour:%d%H}-6"]
+    with gzip.open(landing_path(root, hour), "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in fixed) + "\n")
+    result = run_hours(hour, hour)
+
+    assert result.success and published_marts(dsn) != before
+    assert query(dsn, "select status, rows_read, rows_loaded, rows_duplicate from raw.ingestion_batches "
+                      "where landing_hour = %s order by batch_id", (hour,)) == [
+        ("superseded", 20, 20, 0), ("loaded", 19, 19, 0)]
+    assert query(dsn, "select sum(requests) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [(19,)]
 
 
 def test_a_file_with_too_many_quarantined_rows_stops_the_run_at_the_ledger(published):
@@ -238,7 +309,18 @@ def test_a_file_with_too_many_quarantined_rows_stops_the_run_at_the_ledger(publi
     assert published_marts(dsn) == before
     success, severity, summary, _, _ = last_result(dsn, "ingestion_ledger_suite")
     assert (success, severity) == (False, "error")
-    assert "on quarantine_share: 1 rows, e.g. [0.25]" in summary and "WAREHOUSE_MAX_QUARANTINE_SHARE" in summary
+    assert "on quarantine_share: 1 rows, e.g. [0.25]" in summary
+    # the message names the file, the setting and the command that releases it
+    name = str(path.relative_to(root))
+    assert f"files over WAREHOUSE_MAX_QUARANTINE_SHARE=0.05: {name} (50 of 200 rows quarantined, 25%)" in summary
+    assert f"`warehouse release {hour:%Y-%m-%d-%H}:00`" in summary
+
+    # an operator who read the reasons accepts the share: the file's 150 good rows go through
+    assert release(hour, "--no-run", "--by", "oncall", "--note", "known bad export") == 0
+    assert run_hours(hour, hour).success
+    assert query(dsn, "select sum(requests) from marts.fct_usage_hourly where hour_utc = %s", (hour,)) == [(150,)]
+    assert query(dsn, "select released_by, note, rows_released, files_accepted from audit.releases "
+                      "where landing_hour = %s", (hour,)) == [("oncall", "known bad export", 0, [name])]
 
 
 def test_an_hourly_rollup_that_loses_rows_stops_at_dbt_and_a_fixed_rerun_publishes(published):
@@ -304,9 +386,9 @@ def test_a_mart_suite_failure_keeps_the_rows_out_of_the_published_marts(publishe
     hour = next(NEXT_HOUR)
     land(root, hour)
     before = published_marts(dsn)
-    # latency sums in ms written as microseconds: no dbt test looks at them, the mart suite does
+    # latency sums in ms written as nanoseconds: no dbt test looks at them, the mart suite does
     execute(dsn, """create function micro() returns trigger language plpgsql as $$
-                  begin new.latency_ms_sum := new.latency_ms_sum * 1000; return new; end $$;
+                  begin new.latency_ms_sum := new.latency_ms_sum * 1000000; return new; end $$;
                   create trigger micro before insert on build.fct_usage_hourly
                   for each row execute function micro()""")
     try:
@@ -433,3 +515,23 @@ def test_every_dbt_test_and_unit_test_is_a_check_with_its_history(published):
                  ("hourly_rollup_counts_errors_and_sums_tokens_per_hour",))
     assert rows == [("marts/fct_usage_hourly", f"{START:%Y-%m-%d-%H}:00...{START + timedelta(hours=23):%Y-%m-%d-%H}:00",
                      True, True)]
+
+
+def test_a_range_of_hours_is_released_together(published):
+    dsn, root = published
+    first, second = next(NEXT_HOUR), next(NEXT_HOUR)
+    for hour, bad in ((first, "status = 'ok'"), (second, "ttft_ms = latency_ms + 1")):
+        land(root, hour)
+        load_only(dsn, root, hour)
+        execute(dsn, f"update raw.usage_events set {bad} where event_id = %s", (f"{hour:%d%H}-1",))
+    assert not run_hours(first, second).success  # one run over both hours, as a backfill
+
+    from orchestration.cli import main
+
+    assert release(first, "--from", f"{first:%Y-%m-%dT%H}") == 2  # an hour alone, or --from and --to
+
+    assert main(["release", "--from", f"{first:%Y-%m-%dT%H}", "--to", f"{second:%Y-%m-%dT%H}", "--no-run"]) == 0
+    assert query(dsn, "select landing_hour, rows_released, reasons from audit.releases "
+                      "where landing_hour in (%s, %s) order by 1", (first, second)) == [
+        (first, 1, {"status:not_allowed": 1}), (second, 1, {"ttft_ms:exceeds_latency": 1})]
+    assert run_hours(first, second).success

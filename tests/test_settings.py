@@ -75,3 +75,64 @@ def test_warehouse_env_prints_what_dagster_commands_need(warehouse, tmp_path, mo
     assert exports["DAGSTER_PG_URL"].strip("'").startswith("postgresql+psycopg2://")
     home = Path(exports["DAGSTER_HOME"].strip("'"))
     assert (home / "dagster.yaml").read_text() == (Path(__file__).parent.parent / "dagster.yaml").read_text()
+
+
+def test_an_hour_on_the_command_line_is_read_in_every_form_people_write():
+    from datetime import UTC, datetime
+
+    from orchestration.cli import parse_hour
+
+    expected = datetime(2026, 5, 5, 1, tzinfo=UTC)
+    for text in ("2026-05-05T01", "2026-05-05T01:00", "2026-05-05 01:00", "2026-05-05T01:00Z",
+                 "2026-05-05-01:00", "2026-05-05T03:00+02:00"):
+        assert parse_hour(text) == expected, text
+    for text, says in (("yesterday", "is not an hour; write it as 2026-05-05T01"),
+                       ("2026-05-05T01:30", "is not the start of an hour")):
+        with pytest.raises(SettingError, match=says):
+            parse_hour(text)
+
+
+def test_a_password_given_as_a_url_parameter_is_not_printed_either():
+    with pytest.raises(WarehouseUnreachable) as error:
+        connect("postgresql://me@127.0.0.1:1/warehouse?password=s3cret&sslmode=disable")
+    message = str(error.value)
+    assert "s3cret" not in message
+    assert "WAREHOUSE_DSN=postgresql://me@127.0.0.1:1/warehouse?password=***&sslmode=disable" in message
+
+
+def test_a_dead_webhook_is_logged_without_its_secret_path(caplog):
+    from orchestration.alerts import Alert, WebhookNotifier
+
+    secret = "T000/B000/XXXXsecretXXXX"
+    WebhookNotifier(f"http://hook:pw@127.0.0.1:1/services/{secret}?token=abc", timeout=2).send(
+        Alert("freshness", "firing", "raw events are 3 hours old", {}))
+    [record] = [r for r in caplog.records if "alert webhook" in r.getMessage()]
+    line = record.getMessage()
+    assert line.startswith("alert webhook http://127.0.0.1:1/*** failed (")
+    assert "raw events are 3 hours old" in line  # the alert itself is not lost
+    assert not any(s in line for s in (secret, "token=abc", "pw"))
+
+
+@pytest.mark.db
+def test_a_database_name_is_only_ever_a_name(server_dsn):
+    """A database name from WAREHOUSE_DSN is quoted as an identifier: a quote in it is no SQL."""
+    from orchestration.database import connect, ensure_database, with_database
+
+    name = 'ho" template "template0'
+    dsn = with_database(server_dsn, name)
+    admin = connect(with_database(server_dsn, "postgres"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,))
+            cur.execute('drop database if exists "ho"" template ""template0"')
+        ensure_database(dsn)
+        with admin.cursor() as cur:
+            cur.execute("select datname from pg_database where datname like 'ho%%'")
+            assert cur.fetchall() == [(name,)]
+        conn = connect(dsn)  # the URL reaches the database of that exact name
+        conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute('drop database if exists "ho"" template ""template0"')
+        admin.close()

@@ -21,18 +21,31 @@
 
 {#- The event hours of the events that landed in [min_date, max_date) in hours whose gate passed (the
     rule of the staging view, read from the sources so both tables are cut to the window: 30 ms on
-    10M events against 300 ms through the view), as 'YYYY-MM-DD HH:00:00+00' strings. -#}
+    10M events against 300 ms through the view), as 'YYYY-MM-DD HH:00:00+00' strings; with them the
+    hours a file delivered again in those landing hours took its events away from (they must be
+    recomputed without them). -#}
 {% macro landed_event_hours() -%}
     {%- set sql -%}
-    select distinct to_char(date_trunc('hour', events.event_time, 'UTC') at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00')
-    from {{ source('raw', 'usage_events') }} as events
-    join {{ source('raw', 'landing_hours') }} as gate
-        on gate.landing_hour = events.landing_hour
-       and gate.gate_status = 'passed'
-    where events.landing_hour >= '{{ var("min_date") }}'::timestamptz
-      and events.landing_hour < '{{ var("max_date") }}'::timestamptz
-      and gate.landing_hour >= '{{ var("min_date") }}'::timestamptz
-      and gate.landing_hour < '{{ var("max_date") }}'::timestamptz
+    select to_char(event_hour at time zone 'UTC', 'YYYY-MM-DD HH24:00:00+00')
+    from (
+        select date_trunc('hour', events.event_time, 'UTC') as event_hour
+        from {{ source('raw', 'usage_events') }} as events
+        join {{ source('raw', 'landing_hours') }} as gate
+            on gate.landing_hour = events.landing_hour
+           and gate.gate_status = 'passed'
+        where events.landing_hour >= '{{ var("min_date") }}'::timestamptz
+          and events.landing_hour < '{{ var("max_date") }}'::timestamptz
+          and gate.landing_hour >= '{{ var("min_date") }}'::timestamptz
+          and gate.landing_hour < '{{ var("max_date") }}'::timestamptz
+        union
+        select retracted.event_hour
+        from {{ source('raw', 'retracted_event_hours') }} as retracted
+        join {{ source('raw', 'landing_hours') }} as gate
+            on gate.landing_hour = retracted.landing_hour
+           and gate.gate_status = 'passed'
+        where retracted.landing_hour >= '{{ var("min_date") }}'::timestamptz
+          and retracted.landing_hour < '{{ var("max_date") }}'::timestamptz
+    ) as hours
     order by 1
     {%- endset -%}
     {{ return(run_query(sql).columns[0].values() | list if execute else []) }}

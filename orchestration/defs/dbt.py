@@ -25,7 +25,16 @@ from dagster_dbt.asset_utils import (
 from orchestration.check_history import record_check
 from orchestration.dbt_project import prepare_manifest, warehouse_dbt_project
 from orchestration.partitions import hourly_partitions
-from orchestration.publication import BUILD_SCHEMA, PUBLISHED_SCHEMA, marts_in_manifest, publish, restore
+from orchestration.publication import (
+    BUILD_SCHEMA,
+    PUBLISHED_SCHEMA,
+    Holder,
+    acquire_build,
+    marts_in_manifest,
+    publish,
+    release_build,
+    restore,
+)
 from orchestration.resources import WarehouseResource
 
 RESTATEMENT_TAG = "warehouse/restatement_id"
@@ -99,6 +108,7 @@ def cost_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehou
     conn = warehouse.connect()
     try:
         copied = publish(conn, marts_in_manifest(MANIFEST, tag="reports"), context.run.run_id)
+        release_build(conn, context.run.run_id)
     finally:
         conn.close()
     context.log.info(f"published {', '.join(f'{k} ({v:,} rows)' for k, v in copied.items())}")
@@ -106,10 +116,13 @@ def cost_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehou
 
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
             args: list[str]) -> Iterator:
-    """Undo what an earlier, stopped run left in schema build, run dbt, keep every test result."""
+    """Take schema build for this run (waiting for a run between its dbt and its publication), undo what
+    an earlier, stopped run left there, run dbt, keep every test result."""
     os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
     conn = warehouse.connect()
     try:
+        acquire_build(conn, Holder.this_run(context.run.run_id), lambda run_id: _finished(context, run_id),
+                      context.log.info)
         restored = restore(conn, [m for m in marts_in_manifest(MANIFEST) if m.incremental])
         if restored:
             context.log.warning("an earlier run stopped before publishing; put back the published rows of "
@@ -128,6 +141,12 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         raise dg.Failure(description="; ".join(
             failures + [f"dbt model {name} failed to build (see the dbt log above)" for name in broken])
             or "dbt failed; see its log above")
+
+
+def _finished(context, run_id: str) -> bool | None:
+    """Whether run `run_id` has ended, as this run's Dagster instance knows it (None: it does not)."""
+    run = context.instance.get_run_by_id(run_id)
+    return None if run is None else run.is_finished
 
 
 def _unit_test_results(context, manifest: dict, results: list[dict]) -> Iterator[dg.AssetCheckResult]:

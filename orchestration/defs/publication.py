@@ -6,7 +6,7 @@ import dagster as dg
 from orchestration.defs.dbt import MANIFEST, usage_marts
 from orchestration.defs.quality import GATES
 from orchestration.partitions import hourly_partitions
-from orchestration.publication import marts_in_manifest, publish
+from orchestration.publication import marts_in_manifest, publish, release_build
 from orchestration.resources import WarehouseResource
 
 # Dagster holds a step back only for the blocking checks of the assets it depends on, so publication
@@ -30,6 +30,7 @@ def publication(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     conn = warehouse.connect()
     try:
         copied = publish(conn, [m for m in marts_in_manifest(MANIFEST) if m.incremental], context.run.run_id)
+        release_build(conn, context.run.run_id)  # the next run may build now
     finally:
         conn.close()
     context.log.info("published " + (", ".join(f"{k} ({v:,} rows)" for k, v in copied.items() if v) or "nothing new"))

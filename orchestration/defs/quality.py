@@ -12,6 +12,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from ingestion.release import SHARE_MIN_ROWS
 from orchestration.check_history import record_check
 from orchestration.database import sqlalchemy_url
 from orchestration.partitions import hourly_partitions
@@ -28,8 +29,11 @@ class Gate:
     asset: dg.AssetKey
     query: Callable[[datetime, datetime], str]  # the rows to check, for a window of landing hours
     parameters: Callable[[Settings], dict]  # thresholds that are settings; the contract's limits come with every suite
-    decides_landing_hours: bool  # a raw-level suite: its failure keeps the hours out of staging
-    fix: str  # what to do when it fails
+    # "decides": the raw-level suites pass or fail the hours (staging reads only hours that passed);
+    # "fails": a failure keeps the hours out of staging too, a pass changes nothing; "": the hours stay as they are
+    landing_hours: str
+    fix: str  # what to do when it fails; {hours} is the run's landing hours, as `warehouse release` takes them
+    detail: Callable[[object, datetime, datetime, Settings], str] | None = None  # what failed, found in the database
 
 
 def _raw_rows(start: datetime, end: datetime) -> str:
@@ -38,7 +42,6 @@ def _raw_rows(start: datetime, end: datetime) -> str:
                where landing_hour >= '{start.isoformat()}' and landing_hour < '{end.isoformat()}'"""
 
 
-SHARE_MIN_ROWS = 100  # files with fewer rows are not judged by their quarantined share
 
 
 def _ledger_rows(start: datetime, end: datetime) -> str:
@@ -51,9 +54,22 @@ def _ledger_rows(start: datetime, end: datetime) -> str:
                       b.rows_read - b.rows_loaded - b.rows_duplicate - b.rows_quarantined as unaccounted_rows,
                       b.rows_loaded - coalesce(l.n, 0) as loaded_rows_not_in_raw,
                       b.rows_quarantined - coalesce(q.n, 0) as quarantined_rows_not_in_quarantine,
-                      case when b.rows_read >= {SHARE_MIN_ROWS}  -- a few bad rows of a tiny file are no signal
+                      case when b.rows_read >= {SHARE_MIN_ROWS} and not b.share_accepted
                            then b.rows_quarantined::float8 / b.rows_read end as quarantine_share
                from batches as b left join loaded as l using (batch_id) left join quarantined as q using (batch_id)"""
+
+
+def _files_over_the_share(conn, start: datetime, end: datetime, settings: Settings) -> str:
+    """The files a failed ledger suite is about, by name: those over the quarantined share."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""select file, rows_quarantined, rows_read from raw.ingestion_batches
+                       where landing_hour >= %s and landing_hour < %s and status = 'loaded' and not share_accepted
+                         and rows_read >= %s and rows_quarantined::float8 / rows_read > %s order by file""",
+                    (start, end, SHARE_MIN_ROWS, settings.max_quarantine_share))
+        files = [f"{file} ({quarantined:,} of {read:,} rows quarantined, {quarantined / read:.0%})"
+                 for file, quarantined, read in cur.fetchall()]
+    return f"files over WAREHOUSE_MAX_QUARANTINE_SHARE={settings.max_quarantine_share:g}: {', '.join(files)}" \
+        if files else ""
 
 
 def _staged_rows(start: datetime, end: datetime) -> str:
@@ -106,25 +122,33 @@ def contract_parameters() -> dict:
 
 
 RERUN = "then rematerialize the partition (files already loaded are skipped)"
+RELEASE = ("move the rows that break the contract to the quarantine with `warehouse release {hours}` (recorded in "
+           "audit.releases; it reruns the hours), or deliver the corrected file again under the same name (it "
+           "replaces the file's earlier rows) and rematerialize")
 GATES = (
-    Gate("raw_usage_events", dg.AssetKey(["raw", "usage_events"]), _raw_rows, _lateness_hours, True,
-         "fix the source rows or the loader, or the expectation in expectations/raw_usage_events.json; "
-         f"{RERUN}; the hour's rows stay out of the marts until then"),
+    Gate("raw_usage_events", dg.AssetKey(["raw", "usage_events"]), _raw_rows, _lateness_hours, "decides",
+         f"{RELEASE}; a defect in the loader or the suite (expectations/raw_usage_events.json) needs a fix "
+         "first; the hours' rows stay out of the marts until then"),
     Gate("ingestion_ledger", dg.AssetKey(["raw", "usage_events"]), _ledger_rows,
-         lambda s: {"max_quarantine_share": s.max_quarantine_share}, True,
-         "for a quarantine share over WAREHOUSE_MAX_QUARANTINE_SHARE, read the reasons in raw.quarantine for "
-         "these files and fix the source (or its spec in WAREHOUSE_SOURCES_DIR), or raise the setting; for rows "
-         "missing or extra, compare raw.ingestion_batches with raw.usage_events and raw.quarantine by batch_id "
-         f"(a loader bug); {RERUN}"),
-    Gate("stg_usage__events", dg.AssetKey(["staging", "stg_usage__events"]), _staged_rows, lambda s: {}, False,
-         "fix dbt_project/models/staging/stg_usage__events.sql or the raw rows; the published marts keep "
-         f"their last good data; {RERUN}"),
+         lambda s: {"max_quarantine_share": s.max_quarantine_share}, "decides",
+         "for files over the quarantined share, read their reasons in raw.quarantine, then fix the source (or "
+         "its spec in WAREHOUSE_SOURCES_DIR) and deliver the file again, or accept the share with "
+         "`warehouse release {hours}` (recorded in audit.releases; the files' good rows then go through), or "
+         "raise WAREHOUSE_MAX_QUARANTINE_SHARE; for rows missing or extra, compare raw.ingestion_batches with "
+         f"raw.usage_events and raw.quarantine by batch_id (a loader bug); {RERUN}",
+         detail=_files_over_the_share),
+    # staging's rows come from hours the raw suites passed; a failure here takes them back out, so no later
+    # run (the next hour of the same day, a late-event refresh) publishes a rollup built on them
+    Gate("stg_usage__events", dg.AssetKey(["staging", "stg_usage__events"]), _staged_rows, lambda s: {}, "fails",
+         f"for rows that break the contract, {RELEASE}; otherwise fix "
+         "dbt_project/models/staging/stg_usage__events.sql; the hours stay out of the marts and the published "
+         f"marts keep their last good data; {RERUN}"),
     Gate("fct_usage_hourly", dg.AssetKey(["marts", "fct_usage_hourly"]), _hourly_rows,
-         lambda s: {"max_hourly_error_rate": s.max_hourly_error_rate}, False,
+         lambda s: {"max_hourly_error_rate": s.max_hourly_error_rate}, "",
          "fix the rollup model (dbt_project/models/marts/fct_usage_hourly.sql) or its inputs; the published "
          f"marts keep their last good data; {RERUN}"),
     Gate("fct_event_costs", dg.AssetKey(["marts", "fct_event_costs"]), _event_cost_rows,
-         lambda s: {"max_cost_per_request_usd": s.max_cost_per_request_usd}, False,
+         lambda s: {"max_cost_per_request_usd": s.max_cost_per_request_usd}, "",
          "look for a duplicate row in reference.catalog_prices, reference.model_matches or "
          "reference/price_overrides.csv (a doubled price join), or a wrong price; the published marts keep "
          f"their last good data; {RERUN}"),
@@ -141,18 +165,19 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
                         docs_dir=settings.data_docs_dir)
     partition = _partition_label(context)
     failed = outcome.failed_critical + outcome.failed_warning
-    for o in outcome.failed_critical:
-        context.log.error(f"{gate.suite} failed on partition {partition}: {o.describe()}. To fix: {gate.fix}.")
     for o in outcome.failed_warning:
         context.log.warning(f"{gate.suite} warning on partition {partition}: {o.describe()}")
     severity = "error" if outcome.failed_critical else ("warn" if failed else "none")
     summary = "; ".join(o.describe() for o in failed) or f"all {len(outcome.outcomes)} expectations passed"
-    if outcome.failed_critical:
-        summary += f". To fix: {gate.fix}"
 
     conn = warehouse.connect()
     try:
-        if gate.decides_landing_hours:
+        if outcome.failed_critical:
+            detail = gate.detail(conn, window.start, window.end, settings) if gate.detail else ""
+            summary += (f"; {detail}" if detail else "") + f". To fix: {gate.fix.format(hours=_hours_arg(context))}"
+        if outcome.failed_critical:
+            context.log.error(f"{gate.suite} failed on partition {partition}: {summary}")
+        if gate.landing_hours == "decides" or (gate.landing_hours == "fails" and not outcome.passed):
             _set_landing_gate(conn, window, passed=outcome.passed, run_id=context.run.run_id)
         record_check(conn, check_name=f"{gate.suite}_suite", asset_key=gate.asset.to_user_string(),
                      partition=partition, success=not failed, severity=severity,
@@ -205,6 +230,12 @@ def _gate_check(gate: Gate) -> dg.AssetChecksDefinition:
 # one module-level name per check, so the code location finds them
 (raw_usage_events_suite, ingestion_ledger_suite, stg_usage__events_suite, fct_usage_hourly_suite,
  fct_event_costs_suite) = (_gate_check(gate) for gate in GATES)
+
+
+def _hours_arg(context) -> str:
+    """The run's landing hours as `warehouse release` takes them."""
+    keys = context.partition_key_range
+    return keys.start if keys.start == keys.end else f"--from {keys.start} --to {keys.end}"
 
 
 def _partition_label(context) -> str:

@@ -4,6 +4,8 @@
         incremental_strategy='delete+insert',
         unique_key='session_id',
         indexes=[{'columns': ['session_id']}, {'columns': ['org_id', 'started_at']}, {'columns': ['built_at']}],
+        pre_hook="set enable_nestloop = off",
+        post_hook="reset enable_nestloop",
     )
 }}
 
@@ -11,6 +13,10 @@
 -- One row per session: who, when, how long, how much, with which tools and models. An incremental
 -- run recomputes every session with an event in the refreshed hours, from all of its events within a
 -- day either side (a longer session is cut there). Events without a session_id are not sessions.
+-- The window is written in as literals and nested loops are off: with bounds from subqueries, and
+-- statistics from before a rebuild, the planner looped over a day of events per session (234-697 s
+-- for one hour on 10M events, against under a second for the full build).
+{%- if is_incremental() %}{% set bounds = affected_bounds() %}{% endif %}
 
 with
 
@@ -37,8 +43,8 @@ events as (
     from {{ ref('stg_usage__events') }} as events
     where session_id is not null
     {% if is_incremental() %}
-      and event_time >= (select min(event_hour) - interval '1 day' from affected_hours)
-      and event_time < (select max(event_hour) + interval '25 hours' from affected_hours)
+      and event_time >= '{{ bounds.first_hour }}'::timestamptz - interval '1 day'
+      and event_time < '{{ bounds.last_hour }}'::timestamptz + interval '25 hours'
       and session_id in (select session_id from touched)
     {% endif %}
 
@@ -49,8 +55,8 @@ costs as (
     select event_id, cost_usd, is_priced
     from {{ ref('fct_event_costs') }}
     {% if is_incremental() %}
-    where event_hour >= (select min(event_hour) - interval '1 day' from affected_hours)
-      and event_hour < (select max(event_hour) + interval '25 hours' from affected_hours)
+    where event_hour >= '{{ bounds.first_hour }}'::timestamptz - interval '1 day'
+      and event_hour < '{{ bounds.last_hour }}'::timestamptz + interval '25 hours'
     {% endif %}
 
 ),
