@@ -6,6 +6,7 @@
     warehouse env         print the environment that `dagster` commands need (eval it in a shell)
     warehouse sources     list the source specs, or try one on a file: warehouse sources --try FILE
     warehouse release     move what stops a failed hour's gate to the quarantine (audited), then rerun it
+    warehouse access      create the roles and logins, grants and row-level security; add an analyst
 """
 
 from __future__ import annotations
@@ -293,6 +294,39 @@ def release(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def access(args: argparse.Namespace) -> int:
+    import getpass
+
+    from orchestration.access import ANALYST, BI, FINANCE, PIPELINE, AccessError, add_analyst, setup_access
+    from orchestration.database import connect
+
+    settings = Settings.from_env()
+    env = prepare_environment(settings)
+    conn = connect(env["WAREHOUSE_DSN"])
+    try:
+        done = setup_access(conn, settings)
+        if args.what and not args.analyst:
+            raise SettingError("name the analyst: warehouse access analyst NAME --org ORG")
+        if args.analyst:
+            if not args.orgs:
+                raise SettingError("an analyst needs at least one --org (the org_id whose rows they may read)")
+            password = os.environ.get("WAREHOUSE_ANALYST_PASSWORD") or (
+                getpass.getpass(f"password for {args.analyst}: ") if sys.stdin.isatty() else None)
+            add_analyst(conn, args.analyst, args.orgs, password)
+            done.append(f"{args.analyst} (member of {ANALYST}; rows of {', '.join(args.orgs)})")
+    except AccessError as exc:
+        print(f"warehouse: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    say(f"roles {PIPELINE}, {BI}, {FINANCE}, {ANALYST} and the grants of every published mart are in place")
+    for line in done:
+        say(f"login {line}")
+    if not done:
+        say("no login created: set WAREHOUSE_BI_PASSWORD (or _FINANCE_, _PIPELINE_) and run this again")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     free.add_argument("--by", help="who releases (default: the login name)")
     free.add_argument("--no-run", action="store_true", help="only release; the hours' next run gates them again")
     free.set_defaults(handler=release)
+
+    roles = commands.add_parser("access", help="create the roles and logins, grants and row-level security")
+    roles.add_argument("what", nargs="?", choices=["analyst"], help="analyst: add (or update) an analyst login")
+    roles.add_argument("analyst", nargs="?", metavar="NAME", help="the analyst's login name")
+    roles.add_argument("--org", dest="orgs", action="append", default=[], help="an org_id the analyst may read")
+    roles.set_defaults(handler=access)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.lifeline import process_gone
+from orchestration.access import secure_marts
 
 BUILD_SCHEMA = "build"
 PUBLISHED_SCHEMA = "marts"
@@ -129,6 +130,7 @@ def publish(conn, marts: list[Mart], run_id: str | None) -> dict[str, int]:
             copied[mart.name] = _copy(cur, mart, BUILD_SCHEMA, PUBLISHED_SCHEMA, since)
         cur.execute("insert into audit.publications (published_at, run_id, copied) values (%s, %s, %s)",
                     (now, run_id, json.dumps(copied)))
+        secure_marts(cur)  # a mart created or rebuilt here gets its grants and row-level security in the same step
     return copied
 
 

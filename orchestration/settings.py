@@ -52,6 +52,15 @@ SETTINGS: tuple[Setting, ...] = (
             "newest event older than this raises a freshness alert"),
     Setting("WAREHOUSE_ALERT_WEBHOOK_URL", "(unset: alerts go to the log only)",
             "URL that receives a JSON POST for every alert"),
+    Setting("WAREHOUSE_BI_USER", "bi_reader", "login of BI tools: reads schema marts without the money"),
+    Setting("WAREHOUSE_BI_PASSWORD", "(unset: no such login)", "its password; `warehouse access` creates the login"),
+    Setting("WAREHOUSE_FINANCE_USER", "finance_reader", "login that reads all of schema marts, the money included"),
+    Setting("WAREHOUSE_FINANCE_PASSWORD", "(unset: no such login)", "its password"),
+    Setting("WAREHOUSE_PIPELINE_USER", "pipeline", "a login with the pipeline's rights (raw, build, marts), e.g. "
+            "for a loader on another machine"),
+    Setting("WAREHOUSE_PIPELINE_PASSWORD", "(unset: no such login)", "its password"),
+    Setting("WAREHOUSE_ANALYST_PASSWORD", "(unset: asked at the prompt)",
+            "password of the analyst login `warehouse access analyst NAME --org ORG` creates"),
 )
 
 
@@ -89,6 +98,13 @@ def _positive_number(name: str, default: float, at_most: float | None = None) ->
     return value
 
 
+def _role_name(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if not value.replace("_", "").isalnum() or len(value) > 63:
+        raise SettingError(f"{name}={value!r} is not a role name: use letters, digits and _ (at most 63)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     dsn: str | None  # None means: start the embedded server
@@ -106,6 +122,12 @@ class Settings:
     max_hourly_error_rate: float
     max_cost_per_request_usd: float
     data_docs_dir: Path
+    bi_user: str = "bi_reader"
+    bi_password: str | None = None
+    finance_user: str = "finance_reader"
+    finance_password: str | None = None
+    pipeline_user: str = "pipeline"
+    pipeline_password: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -131,4 +153,10 @@ class Settings:
             max_cost_per_request_usd=_positive_number("WAREHOUSE_MAX_COST_PER_REQUEST_USD", 50),
             data_docs_dir=_relative_to_root(os.environ.get("WAREHOUSE_DATA_DOCS_DIR", "")) if
             os.environ.get("WAREHOUSE_DATA_DOCS_DIR", "").strip() else state_dir / "data_docs",
+            bi_user=_role_name("WAREHOUSE_BI_USER", "bi_reader"),
+            bi_password=os.environ.get("WAREHOUSE_BI_PASSWORD") or None,
+            finance_user=_role_name("WAREHOUSE_FINANCE_USER", "finance_reader"),
+            finance_password=os.environ.get("WAREHOUSE_FINANCE_PASSWORD") or None,
+            pipeline_user=_role_name("WAREHOUSE_PIPELINE_USER", "pipeline"),
+            pipeline_password=os.environ.get("WAREHOUSE_PIPELINE_PASSWORD") or None,
         )

@@ -1,5 +1,8 @@
 """Faults: a killed run, two runs at once, a crashed embedded server. Nothing stays stuck, nothing is
-left running for nobody, and the next run still goes through."""
+left running for nobody, and the next run still goes through.
+
+The Dagster-level faults do not depend on which PostgreSQL runs underneath: CI runs this module on the
+embedded server only (marker one_server), to stay inside its time limit."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def key(hour: datetime) -> str:
 
 @pytest.fixture()
 def launched(warehouse, server_dsn, tmp_path, monkeypatch):
-    """A warehouse with two days of logs and its reference data, and a Dagster instance in PostgreSQL
+    """A warehouse with a day of logs and its reference data, and a Dagster instance in PostgreSQL
     that runs started in other processes (`dagster job execute`) share with this test."""
     from orchestration.database import sqlalchemy_url
 
@@ -41,7 +44,7 @@ def launched(warehouse, server_dsn, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_URL", sqlalchemy_url(fresh_database(server_dsn, TEST_DATABASE + "_dagster")))
     monkeypatch.setenv("WAREHOUSE_INGEST_WORKERS", "2")
     monkeypatch.setenv("WAREHOUSE_DATA_DOCS_DIR", str(tmp_path / "data_docs"))
-    generate(Path(os.environ["WAREHOUSE_LANDING_DIR"]), START, 2, 6000, seed=11, defects=Defects(0, 0, 0, 0))
+    generate(Path(os.environ["WAREHOUSE_LANDING_DIR"]), START, 1, 4000, seed=11, defects=Defects(0, 0, 0, 0))
     instance = dg.DagsterInstance.get()
     assert materialize_reference(instance).success
     yield warehouse, instance
@@ -89,6 +92,7 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 @pytest.mark.db
+@pytest.mark.one_server
 def test_a_killed_run_leaves_nothing_running_and_the_next_runs_go_through(launched):
     dsn, instance = launched
     run = start_run(START, START + timedelta(hours=23))
@@ -151,6 +155,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.db
+@pytest.mark.one_server
 def test_a_loader_worker_dies_with_the_process_that_started_it(warehouse):
     """As load_hours starts its workers: killed with its parent, a worker's batch rolls back at once."""
     parent = subprocess.Popen([sys.executable, "-c", PARENT_OF_A_WORKER, warehouse], cwd=ROOT)
@@ -179,6 +184,7 @@ time.sleep(120)
 
 
 @pytest.mark.db
+@pytest.mark.one_server
 def test_dbt_stops_and_cancels_its_query_when_the_process_that_started_it_dies(warehouse):
     from orchestration.database import dbt_env
 
@@ -206,6 +212,7 @@ def stuck_start(instance, run_id: str) -> float:
 
 
 @pytest.mark.db
+@pytest.mark.one_server
 def test_two_runs_of_the_same_hours_at_once_both_finish_and_count_each_event_once(launched):
     dsn, instance = launched
     first, last = START, START + timedelta(hours=23)

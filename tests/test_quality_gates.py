@@ -20,7 +20,7 @@ from ingestion.synthetic import Defects, generate, landing_path
 from orchestration.runs import materialize_reference
 from tests.conftest import query, run_hours
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)
 
 START = datetime(2026, 5, 4, tzinfo=UTC)
 NEXT_HOUR = iter(START + timedelta(days=1, hours=h) for h in range(100))  # one fresh hour per test
