@@ -51,12 +51,14 @@ def launched(warehouse, server_dsn, tmp_path, monkeypatch):
     instance.dispose()
 
 
-def start_run(first: datetime, last: datetime) -> subprocess.Popen:
-    """The hourly job over [first, last] as Dagster launches a run: its own process, a process per step."""
+def start_run(first: datetime, last: datetime, log: Path) -> subprocess.Popen:
+    """The hourly job over [first, last] as Dagster launches a run: its own process, a process per step.
+    Its log goes to a file: a pipe nobody reads fills up and stops the run at its next line."""
     tags = json.dumps({RANGE_START_TAG: key(first), RANGE_END_TAG: key(last)})
-    return subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
-                             "orchestration.definitions", "-j", "hourly_usage_job", "--tags", tags],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "w") as out:
+        return subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
+                                 "orchestration.definitions", "-j", "hourly_usage_job", "--tags", tags],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_for(predicate, seconds: float, what: str):
@@ -93,9 +95,9 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 @pytest.mark.db
 @pytest.mark.one_server
-def test_a_killed_run_leaves_nothing_running_and_the_next_runs_go_through(launched):
+def test_a_killed_run_leaves_nothing_running_and_the_next_runs_go_through(launched, tmp_path):
     dsn, instance = launched
-    run = start_run(START, START + timedelta(hours=23))
+    run = start_run(START, START + timedelta(hours=23), tmp_path / "run.log")
     wait_for(lambda: [p for p in descendants(run.pid) if "dbt build" in " ".join(_cmdline(p))], 240,
              "dbt process of the run")
     time.sleep(2)  # dbt at work, with most of its models still to build
@@ -213,11 +215,14 @@ def stuck_start(instance, run_id: str) -> float:
 
 @pytest.mark.db
 @pytest.mark.one_server
-def test_two_runs_of_the_same_hours_at_once_both_finish_and_count_each_event_once(launched):
+def test_two_runs_of_the_same_hours_at_once_both_finish_and_count_each_event_once(launched, tmp_path):
     dsn, instance = launched
     first, last = START, START + timedelta(hours=23)
-    runs = [start_run(first, last), start_run(first, last)]  # as two people might from the command line
-    outputs = [run.communicate(timeout=900)[0] for run in runs]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    runs = [start_run(first, last, log) for log in logs]  # as two people might from the command line
+    for run in runs:
+        run.wait(timeout=900)
+    outputs = [log.read_text() for log in logs]
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert not any("already exists" in output for output in outputs)
     assert any("is between its dbt step and its publication; waiting" in output for output in outputs)
