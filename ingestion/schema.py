@@ -159,6 +159,34 @@ create table if not exists audit.check_results (
     summary text  -- what failed, on which values, and what to do
 );
 
+-- alerts (orchestration/alerting): one row per alert, opened when its condition appears, resolved when it
+-- goes; at most one open per kind and key, so a condition seen on every sensor tick pages once
+create table if not exists audit.alerts (
+    alert_id bigserial primary key,
+    kind text not null,
+    alert_key text not null,
+    severity text not null,
+    summary text not null,
+    details jsonb not null,  -- subject, values against their limits, link, runbook
+    started_at timestamptz not null,
+    last_seen_at timestamptz not null,
+    resolved_at timestamptz
+);
+create unique index if not exists alerts_one_open on audit.alerts (kind, alert_key) where resolved_at is null;
+
+-- each message of an alert (firing, resolved) to each routed channel, retried until the channel takes it
+create table if not exists audit.alert_deliveries (
+    delivery_id bigserial primary key,
+    alert_id bigint not null references audit.alerts (alert_id),
+    state text not null check (state in ('firing', 'resolved')),
+    channel text not null,
+    payload jsonb not null,
+    attempts integer not null default 0,
+    next_attempt_at timestamptz not null,
+    delivered_at timestamptz,
+    last_error text
+);
+
 -- which run has schema build to itself, from its dbt step to its publication (orchestration/publication.py):
 -- one row, free when run_id is null; the process is the run's own, to tell a dead holder from a busy one
 create table if not exists audit.build_lease (

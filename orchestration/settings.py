@@ -50,8 +50,23 @@ SETTINGS: tuple[Setting, ...] = (
             "where the Great Expectations Data Docs (HTML) of each suite's latest run are written"),
     Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
             "newest event older than this raises a freshness alert"),
-    Setting("WAREHOUSE_ALERT_WEBHOOK_URL", "(unset: alerts go to the log only)",
-            "URL that receives a JSON POST for every alert"),
+    Setting("WAREHOUSE_MARTS_MAX_LAG_MINUTES", "180",
+            "newest published hour of the marts older than this raises a marts-freshness alert"),
+    Setting("WAREHOUSE_ENVIRONMENT", "dev", "the name every alert and report carries (prod, staging, ...)"),
+    Setting("WAREHOUSE_UI_URL", "http://127.0.0.1:3000", "the Dagster UI's address, for the links in alerts"),
+    Setting("WAREHOUSE_ALERT_WEBHOOK_URL", "(unset: no webhook)", "URL that receives a JSON POST for every alert"),
+    Setting("WAREHOUSE_SLACK_WEBHOOK_URL", "(unset: no Slack)",
+            "a Slack incoming-webhook URL: alerts as Slack messages"),
+    Setting("WAREHOUSE_SMTP_HOST", "(unset: no e-mail)", "SMTP server that sends alerts by e-mail"),
+    Setting("WAREHOUSE_SMTP_PORT", "25", "its port (587 with WAREHOUSE_SMTP_STARTTLS=1)"),
+    Setting("WAREHOUSE_SMTP_STARTTLS", "0", "1: upgrade the SMTP connection with STARTTLS before logging in"),
+    Setting("WAREHOUSE_SMTP_USER", "(unset: no login)", "SMTP login"),
+    Setting("WAREHOUSE_SMTP_PASSWORD", "(unset)", "its password"),
+    Setting("WAREHOUSE_ALERT_EMAIL_FROM", "warehouse@localhost", "sender of alert e-mails"),
+    Setting("WAREHOUSE_ALERT_EMAIL_TO", "(unset; needed with WAREHOUSE_SMTP_HOST)",
+            "comma-separated recipients of alert e-mails"),
+    Setting("WAREHOUSE_ALERT_ROUTES", "(orchestration/alerting/routes.yaml)",
+            "YAML file that sends each alert kind and severity to its channels"),
     Setting("WAREHOUSE_BI_USER", "bi_reader", "login of BI tools: reads schema marts without the money"),
     Setting("WAREHOUSE_BI_PASSWORD", "(unset: no such login)", "its password; `warehouse access` creates the login"),
     Setting("WAREHOUSE_FINANCE_USER", "finance_reader", "login that reads all of schema marts, the money included"),
@@ -105,6 +120,55 @@ def _role_name(name: str, default: str) -> str:
     return value
 
 
+def _http_url(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if not value.startswith(("http://", "https://")):
+        raise SettingError(f"{name}={value.split('://')[0]!r}... is not an http(s) URL; e.g. {default}")
+    return value
+
+
+def _optional_url(name: str) -> str | None:
+    return _http_url(name, "https://hooks.example.com/...") if os.environ.get(name, "").strip() else None
+
+
+def alert_channel_configured() -> bool:
+    """Is any alert channel set? Read when the code location loads: the alert sensors then start running."""
+    return any(os.environ.get(name, "").strip() for name in
+               ("WAREHOUSE_ALERT_WEBHOOK_URL", "WAREHOUSE_SLACK_WEBHOOK_URL", "WAREHOUSE_SMTP_HOST"))
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    starttls: bool
+    user: str | None
+    password: str | None
+    sender: str
+    recipients: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> Smtp | None:
+        host = os.environ.get("WAREHOUSE_SMTP_HOST", "").strip()
+        if not host:
+            return None
+        recipients = tuple(r.strip() for r in os.environ.get("WAREHOUSE_ALERT_EMAIL_TO", "").split(",") if r.strip())
+        if not recipients:
+            raise SettingError("WAREHOUSE_SMTP_HOST is set but WAREHOUSE_ALERT_EMAIL_TO is not: set it to the "
+                               "comma-separated addresses that receive alerts, or unset WAREHOUSE_SMTP_HOST")
+        starttls = os.environ.get("WAREHOUSE_SMTP_STARTTLS", "").strip() or "0"
+        if starttls not in ("0", "1"):
+            raise SettingError(f"WAREHOUSE_SMTP_STARTTLS={starttls!r} must be 0 or 1")
+        return cls(host=host, port=_positive_int("WAREHOUSE_SMTP_PORT", 25), starttls=starttls == "1",
+                   user=os.environ.get("WAREHOUSE_SMTP_USER", "").strip() or None,
+                   password=os.environ.get("WAREHOUSE_SMTP_PASSWORD") or None,
+                   sender=os.environ.get("WAREHOUSE_ALERT_EMAIL_FROM", "").strip() or "warehouse@localhost",
+                   recipients=recipients)
+
+    def __repr__(self) -> str:  # never print the password
+        return f"Smtp({self.host}:{self.port}, to={','.join(self.recipients)})"
+
+
 @dataclass(frozen=True)
 class Settings:
     dsn: str | None  # None means: start the embedded server
@@ -128,6 +192,12 @@ class Settings:
     finance_password: str | None = None
     pipeline_user: str = "pipeline"
     pipeline_password: str | None = None
+    marts_max_lag_minutes: int = 180
+    environment: str = "dev"
+    ui_url: str = "http://127.0.0.1:3000"
+    slack_webhook_url: str | None = None
+    smtp: Smtp | None = None
+    alert_routes: Path = PROJECT_ROOT / "orchestration" / "alerting" / "routes.yaml"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -147,7 +217,7 @@ class Settings:
             raw_retention_days=_positive_int("WAREHOUSE_RAW_RETENTION_DAYS", 30),
             hourly_retention_days=_positive_int("WAREHOUSE_HOURLY_RETENTION_DAYS", 90),
             freshness_max_lag_minutes=_positive_int("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", 120),
-            alert_webhook_url=os.environ.get("WAREHOUSE_ALERT_WEBHOOK_URL", "").strip() or None,
+            alert_webhook_url=_optional_url("WAREHOUSE_ALERT_WEBHOOK_URL"),
             max_quarantine_share=_positive_number("WAREHOUSE_MAX_QUARANTINE_SHARE", 0.05, at_most=1),
             max_hourly_error_rate=_positive_number("WAREHOUSE_MAX_HOURLY_ERROR_RATE", 0.5, at_most=1),
             max_cost_per_request_usd=_positive_number("WAREHOUSE_MAX_COST_PER_REQUEST_USD", 50),
@@ -159,4 +229,17 @@ class Settings:
             finance_password=os.environ.get("WAREHOUSE_FINANCE_PASSWORD") or None,
             pipeline_user=_role_name("WAREHOUSE_PIPELINE_USER", "pipeline"),
             pipeline_password=os.environ.get("WAREHOUSE_PIPELINE_PASSWORD") or None,
+            marts_max_lag_minutes=_positive_int("WAREHOUSE_MARTS_MAX_LAG_MINUTES", 180),
+            environment=os.environ.get("WAREHOUSE_ENVIRONMENT", "").strip() or "dev",
+            ui_url=_http_url("WAREHOUSE_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
+            slack_webhook_url=_optional_url("WAREHOUSE_SLACK_WEBHOOK_URL"),
+            smtp=Smtp.from_env(),
+            alert_routes=_relative_to_root(os.environ.get("WAREHOUSE_ALERT_ROUTES", "").strip()
+                                           or "orchestration/alerting/routes.yaml"),
         )
+
+    @property
+    def alert_channels(self) -> tuple[str, ...]:
+        """The alert channels whose settings are given (the log is always on)."""
+        return tuple(name for name, on in (("webhook", self.alert_webhook_url), ("slack", self.slack_webhook_url),
+                                           ("email", self.smtp)) if on)

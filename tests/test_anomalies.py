@@ -153,3 +153,37 @@ def test_each_planted_anomaly_is_an_insight_of_its_day(detected):
 def test_no_anomaly_before_two_weeks_of_history(detected):
     _, _, rows = detected
     assert rows and min(r[2] for r in rows) >= START + 2 * WEEK
+
+
+def test_each_planted_anomaly_pages_on_call_once_and_resolves_after_quiet_hours(detected, monkeypatch):
+    from orchestration.alerting import conditions
+    from orchestration.defs.alerts import alert_tick
+    from orchestration.resources import WarehouseResource
+    from tests.listeners import HttpListener
+
+    dsn, _, rows = detected
+    newest = query(dsn, "select max(hour_utc) from marts.fct_usage_hourly")[0][0]
+    listener = HttpListener().up()
+    monkeypatch.setenv("WAREHOUSE_ALERT_WEBHOOK_URL", listener.url)
+    try:
+        # as the sensor saw it three hours after the first planted anomaly was published
+        window = int((newest - PLANTED[0].hour).total_seconds() // 3600) + 1
+        alert_tick(WarehouseResource(), {"anomaly": lambda conn, now: conditions.anomalies(conn, window)})
+        alert_tick(WarehouseResource(), {"anomaly": lambda conn, now: conditions.anomalies(conn, window)})
+        pages = {p["key"]: p for p in listener.received}
+        assert len(pages) == len(listener.received)  # once each
+        for a in PLANTED:
+            metric = METRIC[a.kind]
+            page = pages[f"{a.org_id}/{MODELS[a.model].provider}/{a.model}/{metric}"]
+            [(observed, expected)] = [(r[4], r[5]) for r in rows if (r[0], r[1], r[2], r[3]) ==
+                                      (a.org_id, a.model, a.hour, metric)]
+            assert datetime.fromisoformat(page["values"]["hour_utc"]) == a.hour, a.describe()
+            assert page["values"]["observed"] == pytest.approx(observed)
+            assert page["values"]["expected"] == pytest.approx(expected)
+            assert page["link"].endswith("/assets/marts/fct_anomalies_hourly")
+        # the newest three hours are quiet: every anomaly alert resolves, once
+        alert_tick(WarehouseResource(), {"anomaly": lambda conn, now: conditions.anomalies(conn)})
+        alert_tick(WarehouseResource(), {"anomaly": lambda conn, now: conditions.anomalies(conn)})
+        assert sorted(p["key"] for p in listener.received if p["state"] == "resolved") == sorted(pages)
+    finally:
+        listener.down()

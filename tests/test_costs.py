@@ -351,7 +351,13 @@ def test_the_hourly_runs_request_one_reports_rebuild(priced):
     changed = [r for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
                if r.job_name in MARTS_JOBS]
     assert any(r.job_name == "hourly_usage_job" for r in changed)
-    tick = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    # its first tick (the UI just opened) starts no dbt run: it watches from there on
+    first = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert first.run_requests == [] and first.skip_message.startswith("watching from now on")
+    again = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert again.run_requests == [] and again.skip_message == "no run has changed the marts since the last rebuild"
+    # from before the module's runs, the runs that changed the marts ask for one rebuild
+    tick = reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor="0"))
     [request] = tick.run_requests
     counts = Counter(r.job_name for r in changed)
     assert request.tags["warehouse/reason"] == "after " + ", ".join(f"{n} {job}" for job, n in sorted(counts.items()))

@@ -98,8 +98,9 @@ def test_schedules_sensors_and_jobs(repo):
     assert schedules["nightly_retention_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["nightly_retention_schedule"].job_name == "retention_job"
     assert schedules["nightly_reference_schedule"].job_name == "reference_data_job"
-    assert {s.name for s in repo.sensor_defs} == {"freshness_alert_sensor", "late_event_sensor", "dead_run_sensor",
-                                                  "price_restatement_sensor", "reports_after_marts_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "freshness_alert_sensor", "warehouse_alert_sensor", "failed_run_alert_sensor", "late_event_sensor",
+        "dead_run_sensor", "price_restatement_sensor", "reports_after_marts_sensor"}
     reports = {k.to_user_string() for k in repo.get_job("reports_job").asset_layer.executable_asset_keys}
     assert reports == {"marts/fct_org_monthly_spend", "marts/fct_top_users_monthly", "marts/fct_top_tags_monthly",
                        "marts/insights", "marts/fct_weekly_cohorts", "marts/fct_experiment_results"}
@@ -190,12 +191,16 @@ def test_a_backfill_asks_for_one_reports_rebuild_once_its_last_hour_is_done():
     def tick(cursor: str | None):
         return reports_after_marts_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
 
-    assert tick(None).skip_message == "no run has changed the marts since the last rebuild"
+    # runs that finished before the sensor's first tick (the UI just opened) start no rebuild
+    finish("hourly_usage_job")
+    first = tick(None)
+    assert first.run_requests == [] and first.skip_message.startswith("watching from now on")
+    assert tick(first.cursor).skip_message == "no run has changed the marts since the last rebuild"
     # a backfill: three hours done, a fourth still running
     for _ in range(3):
         finish("hourly_usage_job")
     running = started("hourly_usage_job")
-    waiting = tick(None)
+    waiting = tick(first.cursor)
     assert waiting.run_requests == []
     assert waiting.skip_message == "3 hourly_usage_job changed the marts; waiting for hourly_usage_job to finish"
     # the last hour finishes, a late-event refresh too: one rebuild for all five

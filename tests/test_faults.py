@@ -127,7 +127,7 @@ def test_a_killed_run_leaves_nothing_running_and_the_next_runs_go_through(launch
 
     # the next run of the same hours goes through, and the reports sensor asks for its rebuild
     assert materialize_hours(START, START + timedelta(hours=23), instance).success
-    request = reports_after_marts_sensor(dg.build_sensor_context(instance=instance))
+    request = reports_after_marts_sensor(dg.build_sensor_context(instance=instance, cursor="0"))
     assert isinstance(request, dg.SensorResult) and len(request.run_requests) == 1
     from orchestration.runs import materialize_reports
 

@@ -231,3 +231,61 @@ def test_a_rebuild_gives_the_same_findings_under_the_same_ids(insights):
     assert materialize_reports(instance).success
     after = query(dsn, "select insight_id, rule, day, status from marts.insights order by 1")
     assert after == before and len({r[0] for r in after}) == len(after)
+
+
+def test_budget_crossings_critical_insights_and_stale_marts_page_on_call(insights, monkeypatch):
+    """The alerts the published marts raise, through a real listener: each budget threshold on the day the
+    spend computed here from the priced events crossed it, the critical findings of the last day, and the
+    marts' age; then each resolves once."""
+    from orchestration.alerting import conditions
+    from orchestration.defs.alerts import alert_tick
+    from orchestration.resources import WarehouseResource
+    from tests.listeners import HttpListener
+
+    dsn, events, _ = insights
+    listener = HttpListener().up()
+    monkeypatch.setenv("WAREHOUSE_ALERT_WEBHOOK_URL", listener.url)
+    judges = {"budget": lambda conn, now: conditions.budget_crossings(conn),
+              "insight": lambda conn, now: conditions.critical_insights(conn),
+              "marts_freshness": lambda conn, now: conditions.marts_freshness(conn, now, timedelta(hours=3))}
+    try:
+        alert_tick(WarehouseResource(), judges)
+        alert_tick(WarehouseResource(), judges)  # the same conditions: no second page
+        pages = {(p["kind"], p["key"]): p for p in listener.received}
+        assert len(pages) == len(listener.received)
+
+        budget = next(float(r["budget_usd"]) for r in csv.DictReader((ROOT / "reference" / "org_budgets.csv").open())
+                      if r["org_id"] == "org_initech" and not r["month"])
+        spent, crossed = 0.0, {}
+        for day, cost in query(dsn, """select day_utc, sum(cost_usd) from marts.fct_event_costs
+                                      where org_id = 'org_initech' group by 1 order by 1"""):
+            spent += float(cost)
+            for pct in (50, 80, 100):
+                if spent >= budget * pct / 100:
+                    crossed.setdefault(pct, day)
+        assert set(crossed) == {50, 80, 100}  # about $10 a day against $60 over nine days
+        for pct, day in crossed.items():
+            page = pages.pop(("budget", f"org_initech:2026-06:{pct}"))
+            assert page["values"]["crossed_on"] == day.isoformat()
+            assert page["severity"] == {50: "info", 80: "warning", 100: "critical"}[pct]
+            assert float(page["values"]["month_to_date_usd"]) == pytest.approx(spent, rel=1e-9)
+            assert f"org_initech crossed {pct} % of its June 2026 budget on {day}" in page["summary"]
+
+        # the last day: org_flaky fails 15 % of its requests at 2.5x its usual p95; org_initech is over budget
+        assert {k for k in pages if k[0] == "insight"} == {
+            ("insight", "error_rate_regression:org_flaky|chat|google|gemini-2.0-flash"),
+            ("insight", "latency_regression:org_flaky|chat|google|gemini-2.0-flash"),
+            ("insight", "budget_burn:org_initech")}
+
+        stale = pages.pop(("marts_freshness", "marts"))
+        newest = max(datetime.fromisoformat(e["event_time"]) for e in events).replace(minute=0, second=0)
+        assert datetime.fromisoformat(stale["values"]["published_through"]) == newest + timedelta(hours=1)
+
+        # a new month (no spend yet for June's thresholds), no critical finding, a longer freshness limit
+        judges = {"budget": lambda conn, now: [], "insight": lambda conn, now: [],
+                  "marts_freshness": lambda conn, now: conditions.marts_freshness(conn, now, timedelta(days=9999))}
+        alert_tick(WarehouseResource(), judges)
+        resolved = [p for p in listener.received if p["state"] == "resolved"]
+        assert len(resolved) == len(listener.received) // 2 and all(p["duration_minutes"] == 0 for p in resolved)
+    finally:
+        listener.down()

@@ -1,16 +1,12 @@
-"""What on-call relies on: the freshness alert and the nightly retention, on a real database."""
+"""The nightly retention on a real database (alerts are in test_alerts.py)."""
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import dagster as dg
 import pytest
 
 from ingestion.schema import ensure_day_partition, ensure_schema
 from orchestration.database import cursor
-from orchestration.resources import WarehouseResource
 from tests.conftest import query
 
 pytestmark = pytest.mark.db
@@ -30,62 +26,6 @@ def add_event(dsn: str, event_id: str, event_time: datetime) -> None:
                        values (%s, %s, 'org_a', 'openai', 'gpt-4o', 'success', %s, %s)""",
                     (event_id, event_time, landing_hour, batch_id))
         cur.execute("insert into raw.event_ids values (%s, 'x', %s)", (event_id, batch_id))
-
-
-@pytest.fixture()
-def webhook():
-    """A local HTTP endpoint that records every JSON body POSTed to it."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
-
-
-def tick(cursor_value):
-    from orchestration.defs.freshness import freshness_alert_sensor
-
-    context = dg.build_sensor_context(cursor=cursor_value, resources={"warehouse": WarehouseResource()})
-    result = freshness_alert_sensor(context)
-    return context.cursor, result
-
-
-def test_freshness_alert_fires_once_and_resolves(warehouse, webhook, monkeypatch, caplog):
-    url, received = webhook
-    monkeypatch.setenv("WAREHOUSE_ALERT_WEBHOOK_URL", url)
-    monkeypatch.setenv("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "60")
-    add_event(warehouse, "old", datetime.now(UTC) - timedelta(hours=5))
-
-    state, result = tick(None)
-    assert len(received) == 1 and received[0]["state"] == "firing"
-    assert "warehouse is stale" in received[0]["summary"] and "(limit 60 min)" in received[0]["summary"]
-    assert any("[freshness firing]" in r.message for r in caplog.records)  # the log line, always
-
-    state, _ = tick(state)
-    assert len(received) == 1  # still stale: no second page
-
-    add_event(warehouse, "new", datetime.now(UTC) - timedelta(minutes=5))
-    state, result = tick(state)
-    assert [r["state"] for r in received] == ["firing", "resolved"]
-    assert "fresh" in result.skip_message
-
-
-def test_a_dead_webhook_still_logs_the_alert(warehouse, monkeypatch, caplog):
-    monkeypatch.setenv("WAREHOUSE_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/nothing-listens-here")
-    tick(None)  # empty warehouse: stale
-    messages = [r.message for r in caplog.records]
-    assert any("no usage events in the warehouse yet" in m for m in messages)
-    assert any("alert webhook http://127.0.0.1:9/*** failed" in m for m in messages)  # its path may be a secret
 
 
 def test_retention_job_keeps_exactly_the_configured_window(warehouse, monkeypatch):

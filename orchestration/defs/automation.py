@@ -46,9 +46,15 @@ def reports_after_marts_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason("a reports rebuild is under way; runs that finish meanwhile get the next one")
     # the cursor is the storage id of the last run success seen: ids grow in the order runs finish
     # (filtered here, not by job_names: the SQLite storage of a local instance cannot)
+    if not context.cursor:  # first tick (the UI just opened): runs that finish from now on ask for a rebuild
+        newest = instance.fetch_run_status_changes(dg.RunStatusChangeRecordsFilter(dg.DagsterEventType.RUN_SUCCESS),
+                                                   limit=1, ascending=False).records
+        return dg.SensorResult(
+            skip_reason="watching from now on: runs that change the marts from here ask for a rebuild "
+                        "(run reports_job to rebuild the reports now)",
+            cursor=str(newest[0].storage_id if newest else 0))
     successes = instance.fetch_run_status_changes(dg.RunStatusChangeRecordsFilter(
-        dg.DagsterEventType.RUN_SUCCESS, after_storage_id=int(context.cursor) if context.cursor else None),
-        limit=1000, ascending=True)
+        dg.DagsterEventType.RUN_SUCCESS, after_storage_id=int(context.cursor)), limit=1000, ascending=True)
     if not successes.records:
         return dg.SkipReason("no run has changed the marts since the last rebuild")
     cursor = str(successes.records[-1].storage_id)

@@ -1,13 +1,14 @@
-"""Freshness: a check on the raw asset, and a sensor that alerts on-call when data stops arriving."""
+"""Freshness: a check on the raw asset, and a sensor that alerts on-call when data stops arriving or the
+marts BI reads stop being published."""
 
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from orchestration.alerts import Alert, notifiers_from_settings
+from orchestration.alerting import conditions
 from orchestration.check_history import record_check
+from orchestration.defs.alerts import alert_tick, default_status
 from orchestration.defs.ingestion import usage_events
 from orchestration.freshness import measure
 from orchestration.resources import WarehouseResource
@@ -45,16 +46,15 @@ def raw_usage_events_freshness(context: dg.AssetCheckExecutionContext,
     )
 
 
-@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Alerts once when the warehouse goes stale and once when it recovers.")
+@dg.sensor(minimum_interval_seconds=300, default_status=default_status(),
+           description="Alerts once when raw events or the published marts go stale and once when they recover "
+                       "(WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES, WAREHOUSE_MARTS_MAX_LAG_MINUTES).")
 def freshness_alert_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    freshness = _measure(warehouse)
-    state = "firing" if freshness.is_stale else "resolved"
-    previous = json.loads(context.cursor)["state"] if context.cursor else "resolved"
-    if state != previous:  # alert on changes only: one page per incident, not one per tick
-        notifiers_from_settings(warehouse.settings.alert_webhook_url).send(Alert(
-            kind="freshness", state=state, summary=freshness.describe(),
-            details={"newest_event": str(freshness.newest_event), "checked_at": str(freshness.checked_at)}))
-        context.log.log(40 if state == "firing" else 20, freshness.describe())
-    context.update_cursor(json.dumps({"state": state}))
-    return dg.SkipReason(freshness.describe())
+    settings = warehouse.settings
+    raw_lag = timedelta(minutes=settings.freshness_max_lag_minutes)
+    marts_lag = timedelta(minutes=settings.marts_max_lag_minutes)
+    line = alert_tick(warehouse, {
+        "raw_freshness": lambda conn, now: conditions.raw_freshness(conn, now, raw_lag),
+        "marts_freshness": lambda conn, now: conditions.marts_freshness(conn, now, marts_lag),
+    })
+    return dg.SkipReason(f"{_measure(warehouse).describe()}; {line}")
