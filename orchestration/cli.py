@@ -7,6 +7,8 @@
     warehouse sources     list the source specs, or try one on a file: warehouse sources --try FILE
     warehouse release     move what stops a failed hour's gate to the quarantine (audited), then rerun it
     warehouse access      create the roles and logins, grants and row-level security; add an analyst
+    warehouse report      render the nightly report of a day (through Dagster: it shows in the UI)
+    warehouse export      write a CSV of an org's failed requests and anomalies over a time range
 """
 
 from __future__ import annotations
@@ -170,6 +172,15 @@ def demo(args: argparse.Namespace) -> int:
         print(f"  {table:<26} {counts.get(table, 0):>10,} rows")
     for line in spend_lines(env["WAREHOUSE_DSN"]) + insight_lines(env["WAREHOUSE_DSN"]):
         print(line)
+    if ok:
+        import dagster as dg
+
+        day = newest_day(env["WAREHOUSE_DSN"])
+        with dg.DagsterInstance.get() as instance:
+            rendered = day is not None and materialize_report(day, instance).success
+        ok = ok and rendered
+        print(f"  nightly report of {day}: {settings.reports_dir / str(day) / 'index.html'}" if rendered
+              else "  nightly report: FAILED (see the run in the UI)")
     print(f"  warehouse: {redacted(env['WAREHOUSE_DSN'])}")
     print(f"  landing zone: {settings.landing_dir}")
     print("  Dagster UI on the same data: .venv/bin/warehouse ui   (then open http://127.0.0.1:3000)")
@@ -327,6 +338,83 @@ def access(args: argparse.Namespace) -> int:
     return 0
 
 
+def newest_day(dsn: str):
+    """The newest complete UTC day in the marts (today is not complete), or None when they hold none."""
+    from orchestration.database import cursor
+
+    with cursor(dsn) as cur:
+        cur.execute("select to_regclass('marts.fct_cost_daily') is not null")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("select max(day_utc) from marts.fct_cost_daily where day_utc < (now() at time zone 'UTC')::date")
+        return cur.fetchone()[0]
+
+
+def materialize_report(day, instance):
+    """Render (and send) the report of one UTC day as a run of nightly_report_job."""
+    from orchestration.definitions import defs
+    from orchestration.runs import _here
+
+    job = defs().resolve_job_def("nightly_report_job")
+    return job.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+                                  tags=_here())
+
+
+def report(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    settings = Settings.from_env()
+    env = prepare_environment(settings)
+    if args.date:
+        try:
+            day = datetime.strptime(args.date, "%Y-%m-%d").date()
+        except ValueError:
+            print(f"warehouse report: --date {args.date!r} is not a day like 2026-11-30", file=sys.stderr)
+            return 2
+    else:
+        day = newest_day(env["WAREHOUSE_DSN"])
+        if day is None:
+            print("warehouse report: the marts hold no day yet; run `warehouse demo` or load files first",
+                  file=sys.stderr)
+            return 2
+    from orchestration.defs.report import daily_partitions
+
+    if not daily_partitions.has_partition_key(day.isoformat()):
+        first = daily_partitions.get_first_partition_key()
+        print(f"warehouse report: --date {day} is outside the report's days ({first} to today, UTC)", file=sys.stderr)
+        return 2
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_report(day, instance)
+    page = settings.reports_dir / day.isoformat() / "index.html"
+    if not result.success:
+        say(f"the report of {day} failed (run {result.run_id}); see the run in the UI")
+        return 1
+    say(f"the report of {day}: {page} (and a CSV per table beside it)")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from orchestration.database import connect
+    from orchestration.export import ExportError, export_incidents, parse_time
+
+    settings = Settings.from_env()
+    env = prepare_environment(settings)
+    try:
+        start, end = parse_time(args.first, "--from"), parse_time(args.last, "--to")
+        conn = connect(env["WAREHOUSE_DSN"])
+        try:
+            done = export_incidents(conn, args.org, start, end, Path(args.out) if args.out else
+                                    settings.state_dir / "exports", args.limit)
+        finally:
+            conn.close()
+    except ExportError as exc:
+        print(f"warehouse export: {exc}", file=sys.stderr)
+        return 2
+    more = f"; capped at {args.limit:,} rows: more matched, narrow the range" if done.truncated else ""
+    say(f"{done.rows:,} incident rows of {args.org} to {done.path}{more}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -361,6 +449,19 @@ def main(argv: list[str] | None = None) -> int:
     roles.add_argument("analyst", nargs="?", metavar="NAME", help="the analyst's login name")
     roles.add_argument("--org", dest="orgs", action="append", default=[], help="an org_id the analyst may read")
     roles.set_defaults(handler=access)
+
+    nightly = commands.add_parser("report", help="render the nightly report of a UTC day (default: the newest)")
+    nightly.add_argument("--date", help="the UTC day, e.g. 2026-11-30 (default: the newest day in the marts)")
+    nightly.set_defaults(handler=report)
+
+    out = commands.add_parser("export", help="write a CSV of an org's failed requests and anomalies")
+    out.add_argument("what", choices=["incidents"])
+    out.add_argument("--org", required=True, help="the org_id")
+    out.add_argument("--from", dest="first", required=True, help="start (UTC), e.g. 2026-11-30 or 2026-11-30T14")
+    out.add_argument("--to", dest="last", required=True, help="end, excluded (UTC)")
+    out.add_argument("--limit", type=int, default=100_000, help="at most this many rows (default 100,000)")
+    out.add_argument("--out", help="folder of the CSV (default: WAREHOUSE_STATE_DIR/exports)")
+    out.set_defaults(handler=export)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:

@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_ALERT_EMAIL_FROM", "warehouse@localhost", "sender of alert e-mails"),
     Setting("WAREHOUSE_ALERT_EMAIL_TO", "(unset; needed with WAREHOUSE_SMTP_HOST)",
             "comma-separated recipients of alert e-mails"),
+    Setting("WAREHOUSE_REPORTS_DIR", "(WAREHOUSE_STATE_DIR/reports)",
+            "where the nightly reports are written, a folder per day (index.html and CSVs)"),
+    Setting("WAREHOUSE_REPORT_TIMEZONE", "UTC",
+            "the zone whose 06:00 the nightly report runs at (the day it reports is a UTC day)"),
+    Setting("WAREHOUSE_REPORTS_URL", "(unset: file:// links)",
+            "a URL the reports folder is served at, for the links the report's message carries"),
     Setting("WAREHOUSE_ALERT_ROUTES", "(orchestration/alerting/routes.yaml)",
             "YAML file that sends each alert kind and severity to its channels"),
     Setting("WAREHOUSE_BI_USER", "bi_reader", "login of BI tools: reads schema marts without the money"),
@@ -129,6 +135,19 @@ def _http_url(name: str, default: str) -> str:
 
 def _optional_url(name: str) -> str | None:
     return _http_url(name, "https://hooks.example.com/...") if os.environ.get(name, "").strip() else None
+
+
+def report_timezone() -> str:
+    """The zone of the nightly report's schedule; read when the code location loads."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    zone = os.environ.get("WAREHOUSE_REPORT_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(f"WAREHOUSE_REPORT_TIMEZONE={zone!r} is not a time zone; use an IANA name such as "
+                           "Europe/Berlin, or unset it for UTC") from None
+    return zone
 
 
 def alert_channel_configured() -> bool:
@@ -198,6 +217,8 @@ class Settings:
     slack_webhook_url: str | None = None
     smtp: Smtp | None = None
     alert_routes: Path = PROJECT_ROOT / "orchestration" / "alerting" / "routes.yaml"
+    reports_dir: Path = PROJECT_ROOT / ".warehouse" / "reports"
+    reports_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -236,6 +257,9 @@ class Settings:
             smtp=Smtp.from_env(),
             alert_routes=_relative_to_root(os.environ.get("WAREHOUSE_ALERT_ROUTES", "").strip()
                                            or "orchestration/alerting/routes.yaml"),
+            reports_dir=_relative_to_root(os.environ["WAREHOUSE_REPORTS_DIR"].strip())
+            if os.environ.get("WAREHOUSE_REPORTS_DIR", "").strip() else state_dir / "reports",
+            reports_url=_optional_url("WAREHOUSE_REPORTS_URL"),
         )
 
     @property

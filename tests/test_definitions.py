@@ -49,6 +49,7 @@ def test_raw_suite_is_a_blocking_check_and_dbt_tests_are_checks(repo):
                      "event_price_override_window_then_catalog_time_and_tier": "staging/int_event_prices",
                      "local_days_follow_the_org_zone_across_a_daylight_saving_change": "marts/fct_cost_daily_local",
                      "monthly_spend_forecast_and_crossings_by_hand": "marts/fct_org_monthly_spend",
+                     "monthly_spend_on_the_first_of_a_month": "marts/fct_org_monthly_spend",
                      "performance_hour_counts_errors_by_code": "marts/fct_performance_hourly"}
     assert all(specs[name].blocking for name in units)
 
@@ -217,3 +218,15 @@ def test_a_backfill_asks_for_one_reports_rebuild_once_its_last_hour_is_done():
     started("reports_job")
     finish("hourly_usage_job")
     assert tick(rebuild.cursor).skip_message.startswith("a reports rebuild is under way")
+
+
+def test_the_nightly_report_schedule_asks_at_six_for_the_day_before():
+    from datetime import UTC, datetime
+
+    from orchestration.defs.report import nightly_report_schedule
+
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 6, tzinfo=UTC))
+    request = nightly_report_schedule(context)
+    assert request.partition_key == "2026-11-30" and request.run_key == "2026-11-30"
+    assert nightly_report_schedule.cron_schedule == "0 6 * * *"
+    assert nightly_report_schedule.execution_timezone == "UTC"  # WAREHOUSE_REPORT_TIMEZONE unset

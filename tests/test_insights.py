@@ -192,7 +192,7 @@ def test_latency_regression_counts_the_requests_slower_than_the_usual_p95(insigh
     assert f["affected_requests"] == round(slower - 0.05 * len(today)) == 190
 
 
-def test_budget_burn_forecasts_the_overrun_from_the_month_to_date(insights):
+def test_budget_burn_forecasts_the_overrun_at_the_last_complete_days_rate(insights):
     dsn, *_ = insights
     found = findings(dsn, "budget_burn")
     budget = next(float(r["budget_usd"]) for r in csv.DictReader((ROOT / "reference" / "org_budgets.csv").open())
@@ -207,7 +207,9 @@ def test_budget_burn_forecasts_the_overrun_from_the_month_to_date(insights):
     for day in sorted(daily):
         spent += daily[day]
         n = day.day  # the month starts with the data: days observed = days elapsed
-        forecast = spent + spent / n * (30 - n)
+        before = [daily[d] for d in daily if day - timedelta(days=7) <= d < day]  # up to 7 complete days before
+        rate = sum(before) / len(before) if before else spent  # the first day: its own spend
+        forecast = spent + rate * (30 - n)
         f = found[day]
         assert float(f["at_risk_usd"]) == pytest.approx(forecast - budget, rel=1e-6)
         assert f["severity"] == ("critical" if spent >= budget else "warning")

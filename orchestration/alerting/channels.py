@@ -57,11 +57,13 @@ class SlackSender:
         self.url = url
 
     def send(self, payload: dict) -> None:
+        self.post(payload["text"], slack_blocks(payload))
+
+    def post(self, text: str, blocks: list[dict]) -> None:
         from slack_sdk.webhook import WebhookClient
 
         try:
-            response = WebhookClient(self.url, timeout=TIMEOUT_SECONDS).send(
-                text=payload["text"], blocks=slack_blocks(payload))
+            response = WebhookClient(self.url, timeout=TIMEOUT_SECONDS).send(text=text, blocks=blocks)
         except Exception as exc:  # the SDK raises urllib's errors as they come
             raise DeliveryError(f"Slack webhook {redacted_url(self.url)} unreachable "
                                 f"({getattr(exc, 'reason', type(exc).__name__)})") from None
@@ -88,17 +90,24 @@ class EmailSender:
         self.smtp = smtp
 
     def send(self, payload: dict) -> None:
-        mail = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))  # a subject on one line
-        mail["Subject"] = payload["text"][:200]
-        mail["From"] = self.smtp.sender
-        mail["To"] = ", ".join(self.smtp.recipients)
         lines = [payload["summary"], "", *(f"{k}: {v}" for k, v in payload["values"].items()), "",
                  f"severity: {payload['severity']}", f"since: {payload['since']}",
                  *([f"resolved after: {payload['duration_minutes']} min"] if payload["duration_minutes"] is not None
                    else []),
                  f"environment: {payload['environment']}", f"open in Dagster: {payload['link']}",
                  f"what to do: {payload['runbook']}"]
-        mail.set_content("\n".join(lines))
+        self.mail(payload["text"], "\n".join(lines))
+
+    def mail(self, subject: str, body: str, attachments: tuple[tuple[str, bytes, str], ...] = ()) -> None:
+        """attachments: (file name, content, MIME subtype of text/ or application/)."""
+        mail = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))  # a subject on one line
+        mail["Subject"] = subject[:200]
+        mail["From"] = self.smtp.sender
+        mail["To"] = ", ".join(self.smtp.recipients)
+        mail.set_content(body)
+        for name, content, subtype in attachments:
+            maintype = "text" if subtype in ("html", "csv") else "application"
+            mail.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
         try:
             with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=TIMEOUT_SECONDS) as server:
                 if self.smtp.starttls:

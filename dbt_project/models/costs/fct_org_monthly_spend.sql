@@ -4,8 +4,10 @@
 -- rate, a forecast of the month's end, the day the budget is (or, at the current burn rate, will
 -- be) crossed, and the days spend crossed 50, 80 and 100 % of the budget.
 -- The month is observed from the org's first day with usage (the 1st, once history is complete) up
--- to as_of_day, its latest day with usage capped at month end; the burn rate is the spend per
--- observed day, and the forecast adds that rate for every day left in the month.
+-- to as_of_day, its latest day with usage capped at month end. The burn rate is the mean daily spend
+-- of the complete days before as_of_day (trailing_daily_rate: the last 7, across the month's start,
+-- so the 1st is not forecast from a partial day), and the forecast adds it for every day left in the
+-- month. A closed month keeps its final figures; each month also shows the one before it.
 
 with
 
@@ -89,8 +91,14 @@ rates as (
         observed.*,
         as_of_day - month + 1 as days_elapsed,
         as_of_day - observed_from + 1 as days_observed,
-        round(month_to_date_usd / (as_of_day - observed_from + 1), 6) as burn_rate_usd_per_day
+        round(coalesce({{ trailing_daily_rate('daily', 'observed.org_id', 'observed.as_of_day', 'latest.first_day') }},
+                       month_to_date_usd / (as_of_day - observed_from + 1)), 6) as burn_rate_usd_per_day,
+        latest.latest_day > (observed.month + interval '1 month' - interval '1 day')::date as is_month_closed,
+        lag(observed.month_to_date_usd) over (partition by observed.org_id order by observed.month)
+            as previous_month_usd_unchecked,
+        lag(observed.month) over (partition by observed.org_id order by observed.month) as previous_month
     from observed
+    join latest on latest.org_id = observed.org_id
 
 ),
 
@@ -121,7 +129,11 @@ final as (
         crossings.crossed_100_pct_on is null as budget_crossing_is_projected,
         crossings.crossed_50_pct_on,
         crossings.crossed_80_pct_on,
-        crossings.crossed_100_pct_on
+        crossings.crossed_100_pct_on,
+        rates.is_month_closed,
+        -- the month before's final spend, beside this one (null when the org had no spend then)
+        case when rates.previous_month = (rates.month - interval '1 month')::date
+             then rates.previous_month_usd_unchecked end as previous_month_usd
     from rates
     left join budgets on budgets.org_id = rates.org_id and budgets.month = rates.month
     left join crossings on crossings.org_id = rates.org_id and crossings.month = rates.month

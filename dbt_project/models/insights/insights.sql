@@ -406,8 +406,9 @@ latency_findings as (
 
 ),
 
--- budget_burn: per org and local day, the month to date and where the burn rate takes it by the
--- month's end (the same arithmetic as fct_org_monthly_spend); at risk: the projected overrun
+-- budget_burn: per org and local day, the month to date and where the burn rate (the last 7 complete
+-- days' mean, trailing_daily_rate) takes it by the month's end (the same arithmetic as
+-- fct_org_monthly_spend); at risk: the projected overrun
 local_days as (
 
     select org_id, day_local, date_trunc('month', day_local)::date as month, sum(cost_usd) as cost_usd
@@ -440,7 +441,8 @@ burn as (
             as month_to_date_usd,
         local_days.day_local - greatest(local_days.month, first_day.first_day) + 1 as days_observed,
         local_days.day_local - local_days.month + 1 as days_elapsed,
-        (local_days.month + interval '1 month')::date - local_days.month as days_in_month
+        (local_days.month + interval '1 month')::date - local_days.month as days_in_month,
+        first_day.first_day
     from local_days
     join budgets using (org_id, month)
     join (select org_id, min(day_local) as first_day from local_days group by 1) as first_day using (org_id)
@@ -448,12 +450,22 @@ burn as (
 
 ),
 
-burn_forecasts as (
+burn_rates as (
 
     select
         burn.*,
-        month_to_date_usd + month_to_date_usd / days_observed * (days_in_month - days_elapsed) as forecast_usd
+        coalesce({{ trailing_daily_rate('local_days', 'burn.org_id', 'burn.day', 'burn.first_day') }},
+                 month_to_date_usd / days_observed) as rate_usd_per_day
     from burn
+
+),
+
+burn_forecasts as (
+
+    select
+        burn_rates.*,
+        month_to_date_usd + rate_usd_per_day * (days_in_month - days_elapsed) as forecast_usd
+    from burn_rates
 
 ),
 
@@ -469,7 +481,7 @@ budget_findings as (
         case when month_to_date_usd >= budget_usd then 'Monthly budget spent'
              else 'On course to exceed the monthly budget' end,
         'By ' || day || ', ' || org_id || ' had spent $' || round(month_to_date_usd::numeric, 2) || ' of its $'
-            || budget_usd || ' budget; at $' || round((month_to_date_usd / days_observed)::numeric, 2)
+            || budget_usd || ' budget; at $' || round(rate_usd_per_day::numeric, 2)
             || ' a day the month ends near $' || round(forecast_usd::numeric, 2) || '.',
         'Cut spend by about $' || round(((forecast_usd - budget_usd) / greatest(days_in_month - days_elapsed, 1))::numeric, 2)
             || ' a day for the rest of the month (see the cheaper_model and prompt_caching insights), or raise '
