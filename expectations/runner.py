@@ -57,7 +57,7 @@ def run_suite(name: str, sqlalchemy_url: str, query: str, parameters: dict | Non
     """Validate the rows `query` returns against suite `name` (expectations/<name>.json).
 
     `parameters` fill the suite's {"$PARAMETER": name} values (thresholds that are settings);
-    with `docs_dir`, the validation's Data Docs are written there as HTML (the latest run only)."""
+    with `docs_dir`, the validation's Data Docs are written under docs_dir/<name> as HTML."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

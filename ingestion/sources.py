@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
@@ -23,11 +23,14 @@ from ingestion.contract import FIELD_NAMES, FIELDS, REQUIRED
 FORMATS = ("jsonl", "csv", "parquet", "postgres")
 UNITS_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001}
 EPOCH_FORMATS = {"epoch_s": 1.0, "epoch_ms": 1000.0}
+RELATIVE_FORMATS = {"relative_s": 1.0, "relative_ms": 1000.0}  # seconds (or ms) after the mapping's base
+OFFSET_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KIND = {f.name: f.kind for f in FIELDS}
 _SPEC_KEYS = {"name", "format", "files", "timezone", "timestamp_format", "columns", "defaults", "drop",
               "dsn_env", "table", "watermark", "lookback"}
 _DATABASE_KEYS = ("dsn_env", "table", "watermark")  # format: postgres reads a table, not files
-_MAPPING_KEYS = {"column", "unit", "format", "minus", "since", "values"}
+_MAPPING_KEYS = {"column", "unit", "format", "minus", "since", "values", "base", "offset"}
 
 
 class SourceSpecError(ValueError):
@@ -45,6 +48,8 @@ class Mapping:
     minus: str | None = None  # tokens given as a total: field = column - minus
     since: str | None = None  # a duration given as two timestamps: field = column - since, in ms
     values: dict = field(default_factory=dict)  # recoded values, e.g. failure -> error
+    base: datetime | None = None  # relative times count from it; times without a date take its day
+    offset: timedelta | None = None  # added to every timestamp (moves an old trace in time)
     explicit: bool = True  # named in the spec (a file must have its columns), not implied by a field's name
 
     def columns(self) -> list[str]:
@@ -114,10 +119,12 @@ class SourceSpec:
             value = m.values.get(str(value), value)
         kind = _KIND[m.field]
         if kind == "timestamp":
-            return self._timestamp(value, m.timestamp_format)
+            ts = self._timestamp(value, m.timestamp_format, m.base)
+            return ts + m.offset if m.offset and isinstance(ts, datetime) else ts
         if m.since:
-            end = self._timestamp(row.get(m.column), m.timestamp_format)
-            start = self._timestamp(row.get(m.since), m.timestamp_format)
+            base = m.base or EPOCH  # a duration between two relative times needs no base of its own
+            end = self._timestamp(row.get(m.column), m.timestamp_format, base)
+            start = self._timestamp(row.get(m.since), m.timestamp_format, base)
             if isinstance(end, datetime) and isinstance(start, datetime) and (end.tzinfo is None) == (
                     start.tzinfo is None):  # two readings of the same clock, with or without a zone
                 return (end - start) / timedelta(milliseconds=1)
@@ -131,11 +138,19 @@ class SourceSpec:
             return value * m.unit
         return value
 
-    def _timestamp(self, value, fmt: str):
+    def _timestamp(self, value, fmt: str, base: datetime | None = None):
         """A timestamp in the spec's format; naive ones take the spec's time zone."""
         if value is None or value == "":
             return None
         ts = value
+        if fmt in RELATIVE_FORMATS:
+            number = _number(value)
+            if number is None or base is None:
+                return value  # left as it is: the contract check quarantines it as not_a_timestamp
+            try:
+                return base + timedelta(seconds=number / RELATIVE_FORMATS[fmt])
+            except OverflowError:
+                return value
         if fmt in EPOCH_FORMATS:
             number = _number(value)
             if number is None:
@@ -148,7 +163,14 @@ class SourceSpec:
             try:
                 ts = datetime.fromisoformat(value) if fmt == "iso" else datetime.strptime(value, fmt)
             except ValueError:
-                return value
+                if base is None or fmt != "iso":
+                    return value
+                try:  # a time of day without a date, e.g. 14:03:22: on the base's day
+                    ts = datetime.combine(base.date(), time.fromisoformat(value), base.tzinfo)
+                except ValueError:
+                    return value
+            if base is not None and fmt != "iso" and "%d" not in fmt and "%j" not in fmt:
+                ts = datetime.combine(base.date(), ts.time(), base.tzinfo)  # the pattern has no date
         if isinstance(ts, datetime) and ts.tzinfo is None and self.timezone is not None:
             ts = ts.replace(tzinfo=self.timezone)
         return ts
@@ -212,15 +234,45 @@ def _mapping(field_name: str, entry, spec_where: str, default_format: str) -> Ma
     values = entry.get("values", {})
     if not isinstance(values, dict):
         raise SourceSpecError(f"{where}: 'values' must map source values to contract values")
-    return Mapping(field_name, entry["column"], UNITS_TO_MS[unit], _timestamp_format(
-        entry.get("format", default_format), where), entry.get("minus"), entry.get("since"),
-        {str(k): v for k, v in values.items()})
+    if ("base" in entry or "offset" in entry) and kind != "timestamp":
+        raise SourceSpecError(f"{where}: 'base' and 'offset' apply to timestamps (event_time, received_at) only")
+    base = _base(entry["base"], where) if "base" in entry else None
+    fmt = _timestamp_format(entry.get("format", "relative_s" if base and "format" not in entry else default_format),
+                            where)
+    if fmt in RELATIVE_FORMATS and base is None and "since" not in entry:
+        raise SourceSpecError(f"{where}: format {fmt} counts from a 'base:' time; give one, e.g. "
+                              "base: 2026-01-01T00:00:00Z")
+    return Mapping(field_name, entry["column"], UNITS_TO_MS[unit], fmt, entry.get("minus"), entry.get("since"),
+                   {str(k): v for k, v in values.items()}, base,
+                   _offset(entry["offset"], where) if "offset" in entry else None)
+
+
+def _base(value, where: str) -> datetime:
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    try:
+        base = datetime.fromisoformat(text)
+    except ValueError:
+        base = None
+    if base is None or base.tzinfo is None:
+        raise SourceSpecError(f"{where}: base {text!r} must be a time with its zone, e.g. 2026-01-01T00:00:00Z")
+    return base
+
+
+def _offset(value, where: str) -> timedelta:
+    """A shift such as -334d, +6h, 90m or 30s."""
+    text = str(value).strip()
+    number, unit = text[:-1], text[-1:]
+    try:
+        return timedelta(seconds=float(number) * OFFSET_UNITS[unit])
+    except (KeyError, ValueError):
+        raise SourceSpecError(f"{where}: offset {text!r} is not a duration like -334d, +6h, 90m or 30s") from None
 
 
 def _timestamp_format(fmt, where: str) -> str:
-    if not isinstance(fmt, str) or not (fmt == "iso" or fmt in EPOCH_FORMATS or "%" in fmt):
-        raise SourceSpecError(f"{where}: timestamp format {fmt!r} is not iso, epoch_s, epoch_ms "
-                              "or a strptime pattern such as '%Y-%m-%d %H:%M:%S'")
+    if not isinstance(fmt, str) or not (fmt == "iso" or fmt in EPOCH_FORMATS or fmt in RELATIVE_FORMATS
+                                        or "%" in fmt):
+        raise SourceSpecError(f"{where}: timestamp format {fmt!r} is not iso, epoch_s, epoch_ms, relative_s, "
+                              "relative_ms or a strptime pattern such as '%Y-%m-%d %H:%M:%S'")
     return fmt
 
 

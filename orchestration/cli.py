@@ -9,6 +9,7 @@
     warehouse access      create the roles and logins, grants and row-level security; add an analyst
     warehouse report      render the nightly report of a day (through Dagster: it shows in the UI)
     warehouse export      write a CSV of an org's failed requests and anomalies over a time range
+    warehouse load        ingest, gate, roll up and publish your own landing hours (--from, --to), then the reports
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_partitions(first_hour: datetime, last_hour: datetime, reference: bool = True) -> list:
+def run_partitions(first_hour: datetime, last_hour: datetime, reference: bool = True,
+                   tags: dict[str, str] | None = None) -> list:
     """Load the reference data (unless `reference` is False), materialize every hour in the range as one
     run, then rebuild the reports; recorded in Dagster's storage (visible in the UI). Returns the runs'
     results, stopping at a failure."""
@@ -57,7 +59,7 @@ def run_partitions(first_hour: datetime, last_hour: datetime, reference: bool = 
         # one pooled connection makes the 168-partition run about a fifth faster
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
         steps = ((lambda: materialize_reference(instance),) if reference else ()) + (
-            lambda: materialize_hours(first_hour, last_hour, instance),
+            lambda: materialize_hours(first_hour, last_hour, instance, tags=tags),
             lambda: materialize_reports(instance))  # the reports: what reports_after_marts_sensor does
         for step in steps:
             results.append(step())
@@ -245,6 +247,38 @@ def parse_hour(text: str) -> datetime:
     if moment.minute or moment.second or moment.microsecond:
         raise SettingError(f"{text!r} is not the start of an hour; landing hours start at minute 0")
     return moment
+
+
+def load(args: argparse.Namespace) -> int:
+    from orchestration.partitions import HISTORY_START, hourly_partitions
+    from orchestration.runs import LATENESS_TAG
+
+    settings = Settings.from_env()
+    first, last = parse_hour(args.first), parse_hour(args.last or args.first)
+    if last < first:
+        raise SettingError(f"--to {args.last} is before --from {args.first}")
+    start = hourly_partitions.time_window_for_partition_key(hourly_partitions.get_first_partition_key()).start
+    if first < start:
+        raise SettingError(f"--from {args.first} is before WAREHOUSE_HISTORY_START ({HISTORY_START[:10]}): set "
+                           f"WAREHOUSE_HISTORY_START={first:%Y-%m-%d} (for the UI too) and run again")
+    if args.max_lateness_days is not None and args.max_lateness_days <= 0:
+        raise SettingError(f"--max-lateness-days {args.max_lateness_days} must be a positive number of days")
+    env = prepare_environment(settings)
+    tags = {LATENESS_TAG: str(args.max_lateness_days)} if args.max_lateness_days else {}
+    hours = int((last - first).total_seconds() // 3600) + 1
+    say(f"loading {hours} landing hours from {settings.landing_dir}: {first:%Y-%m-%d %H:00} to {last:%Y-%m-%d %H:00} "
+        "UTC as one run (ingest -> quality gates -> dbt -> publication), then the reports"
+        + (f"; events up to {args.max_lateness_days} days older than their landing hour are kept" if tags else ""))
+    results = run_partitions(first, last, tags=tags)
+    for r in results:
+        say(f"{r.job_def.name} {r.run_id[:8]}: {'SUCCESS' if r.success else 'FAILED'}")
+    counts = summary(env["WAREHOUSE_DSN"])
+    say(f"the warehouse now holds: read {counts['read']:,} = loaded {counts['loaded']:,} + duplicates "
+        f"{counts['duplicate']:,} + quarantined {counts['quarantined']:,} (raw.quarantine says why)")
+    if not all(r.success for r in results):
+        say("a run failed: open it in the UI (.venv/bin/warehouse ui); a failed gate names its hours and the fix")
+        return 1
+    return 0
 
 
 def release(args: argparse.Namespace) -> int:
@@ -449,6 +483,15 @@ def main(argv: list[str] | None = None) -> int:
     roles.add_argument("analyst", nargs="?", metavar="NAME", help="the analyst's login name")
     roles.add_argument("--org", dest="orgs", action="append", default=[], help="an org_id the analyst may read")
     roles.set_defaults(handler=access)
+
+    own = commands.add_parser("load", help="ingest, gate, roll up and publish landing hours, then the reports")
+    own.add_argument("--from", dest="first", required=True, metavar="HOUR",
+                     help="first landing hour, e.g. 2026-05-05T00")
+    own.add_argument("--to", dest="last", metavar="HOUR", help="last landing hour (default: --from)")
+    own.add_argument("--max-lateness-days", type=int, metavar="DAYS",
+                     help="for an import of old files: keep events up to DAYS older than their landing hour "
+                          "(default: the 30-day lateness window within WAREHOUSE_RAW_RETENTION_DAYS)")
+    own.set_defaults(handler=load)
 
     nightly = commands.add_parser("report", help="render the nightly report of a UTC day (default: the newest)")
     nightly.add_argument("--date", help="the UTC day, e.g. 2026-11-30 (default: the newest day in the marts)")

@@ -12,13 +12,19 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 DBT_RUN_TAGS = {"warehouse/dbt": "marts"}
 # the machine a `warehouse` command ran its runs on (dead_run_sensor judges only its own host's runs)
 HOST_TAG = "warehouse/host"
+# the Dagster asset groups of what a dbt run of landing hours builds, and its publication (one group per
+# dbt folder: a group of 40 assets cuts their names off in the UI's graph)
+TRANSFORM_GROUPS = ("staging", "usage", "costs", "performance", "behaviour", "insights", "publication")
+# an import of old files: how many days before its landing hour an event may be, for this run only
+LATENESS_TAG = "warehouse/max_lateness_days"
 
 
 def _here() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname()}
 
 
-def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO"):
+def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO",
+                      tags: dict[str, str] | None = None):
     """Ingest, gate and roll up every landing hour in [first_hour, last_hour]; returns the run's result."""
     from orchestration.definitions import defs
     from orchestration.partitions import hourly_partitions
@@ -27,7 +33,8 @@ def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_l
     key = hourly_partitions.get_partition_key_for_timestamp
     return job.execute_in_process(
         instance=instance,
-        tags={RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp()), **_here()},
+        tags={RANGE_START_TAG: key(first_hour.timestamp()), RANGE_END_TAG: key(last_hour.timestamp()), **_here(),
+              **(tags or {})},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )

@@ -36,6 +36,9 @@ SETTINGS: tuple[Setting, ...] = (
             "folder of source specs (*.yaml) that map logs in other shapes onto the event contract"),
     Setting("WAREHOUSE_REFERENCE_DIR", "reference",
             "folder of reference CSVs: price_overrides.csv, orgs.csv (time zones), org_budgets.csv"),
+    Setting("WAREHOUSE_HISTORY_START", "2026-01-01",
+            "the first day of the hourly partitions (read when the code location loads): landing hours before "
+            "it cannot be loaded; set it to your history's first day"),
     Setting("WAREHOUSE_INGEST_WORKERS", "(the CPU cores this process may use, at most 8)",
             "processes that load a run's files side by side (1: one file after another)"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
@@ -47,7 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_MAX_COST_PER_REQUEST_USD", "50",
             "a priced request above this is a WARN of the fct_event_costs suite"),
     Setting("WAREHOUSE_DATA_DOCS_DIR", "(WAREHOUSE_STATE_DIR/data_docs)",
-            "where the Great Expectations Data Docs (HTML) of each suite's latest run are written"),
+            "where the Great Expectations Data Docs (HTML) of each gate's run are written, a folder per run"),
+    Setting("WAREHOUSE_DATA_DOCS_RETENTION_DAYS", "14", "Data Docs folders older than this are deleted"),
     Setting("WAREHOUSE_FRESHNESS_MAX_LAG_MINUTES", "120",
             "newest event older than this raises a freshness alert"),
     Setting("WAREHOUSE_MARTS_MAX_LAG_MINUTES", "180",
@@ -218,6 +222,7 @@ class Settings:
     smtp: Smtp | None = None
     alert_routes: Path = PROJECT_ROOT / "orchestration" / "alerting" / "routes.yaml"
     reports_dir: Path = PROJECT_ROOT / ".warehouse" / "reports"
+    data_docs_retention_days: int = 14
     reports_url: str | None = None
 
     @classmethod
@@ -260,6 +265,7 @@ class Settings:
             reports_dir=_relative_to_root(os.environ["WAREHOUSE_REPORTS_DIR"].strip())
             if os.environ.get("WAREHOUSE_REPORTS_DIR", "").strip() else state_dir / "reports",
             reports_url=_optional_url("WAREHOUSE_REPORTS_URL"),
+            data_docs_retention_days=_positive_int("WAREHOUSE_DATA_DOCS_RETENTION_DAYS", 14),
         )
 
     @property

@@ -4,6 +4,7 @@ the embedded PostgreSQL by default, or the server named by WAREHOUSE_DSN (CI run
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from orchestration.settings import Settings
 
 warnings.filterwarnings("ignore", module="platformdirs")
 TEST_DATABASE = "warehouse_test"
+
+# what the tests' runs write for people (Data Docs, reports) goes to a folder of the test session, not
+# beside the user's own in WAREHOUSE_STATE_DIR
+_OUTPUT = Path(tempfile.mkdtemp(prefix="warehouse-tests-"))
+os.environ.setdefault("WAREHOUSE_DATA_DOCS_DIR", str(_OUTPUT / "data_docs"))
+os.environ.setdefault("WAREHOUSE_REPORTS_DIR", str(_OUTPUT / "reports"))
 
 
 @pytest.fixture(scope="session")

@@ -230,3 +230,51 @@ def test_the_nightly_report_schedule_asks_at_six_for_the_day_before():
     assert request.partition_key == "2026-11-30" and request.run_key == "2026-11-30"
     assert nightly_report_schedule.cron_schedule == "0 6 * * *"
     assert nightly_report_schedule.execution_timezone == "UTC"  # WAREHOUSE_REPORT_TIMEZONE unset
+
+
+def test_the_ui_shows_each_dbt_asset_as_bi_reads_it(repo):
+    """Table names BI queries, owners, descriptions without SQL, no stub asset, groups small enough to read."""
+    from collections import Counter
+
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert "raw/landing_hours" not in keys  # the gate status of raw/usage_events' hours is part of that asset
+    for key, table in (("marts/fct_usage_hourly", "marts.fct_usage_hourly"), ("marts/insights", "marts.insights"),
+                       ("staging/stg_usage__events", "staging.stg_usage__events")):
+        asset_key = dg.AssetKey.from_user_string(key)
+        spec = repo.assets_defs_by_key[asset_key].specs_by_key[asset_key]
+        assert spec.metadata["dagster/table_name"] == table
+        assert spec.owners == ["team:data-platform"]
+        assert "Raw SQL" not in (spec.description or "") and "select" not in (spec.description or "").lower()
+    groups = Counter(repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys())
+    assert max(groups.values()) <= 16, groups
+    assert {"staging", "usage", "costs", "performance", "behaviour", "insights", "publication", "reports",
+            "ingestion", "reference", "delivery"} <= set(groups)
+
+
+def test_old_data_docs_and_dbt_artifacts_are_cleaned_up(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from orchestration.defs.dbt import prune_dbt_targets
+    from orchestration.defs.quality import run_docs_dir
+    from orchestration.settings import Settings
+
+    monkeypatch.setenv("WAREHOUSE_DATA_DOCS_DIR", str(tmp_path / "docs"))
+    monkeypatch.setenv("WAREHOUSE_DATA_DOCS_RETENTION_DAYS", "7")
+    old, recent = tmp_path / "docs" / "2026-01-01-0000-run-aaaaaaaa", tmp_path / "docs" / "2026-01-09-0000-run-bb"
+    for folder, age_days in ((old, 8), (recent, 6)):
+        folder.mkdir(parents=True)
+        then = time.time() - age_days * 86400
+        os.utime(folder, (then, then))
+    folder = run_docs_dir(Settings.from_env(), "0123456789abcdef", "2026-01-10-00:00...2026-01-10-05:00")
+    assert folder == tmp_path / "docs" / "2026-01-10-0000_to_2026-01-10-0500-run-01234567"
+    assert not old.exists() and recent.exists()  # a run's pages are kept 7 days, then go
+
+    target = tmp_path / "target"
+    for n in range(8):
+        (target / f"usage_marts-{n:07d}-abc").mkdir(parents=True)
+        os.utime(target / f"usage_marts-{n:07d}-abc", (n, n))
+    (target / "manifest.json").write_text("{}")
+    prune_dbt_targets(target, keep=5)
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json"] + [f"usage_marts-{n:07d}-abc"
+                                                                            for n in range(3, 8)]

@@ -75,3 +75,52 @@ def test_events_older_than_the_raw_window_are_quarantined_not_rolled_up(warehous
     assert run_hours(hour, hour).success
     assert query(warehouse, "select event_id from raw.usage_events order by 1") == [("fresh",), ("six-days-late",)]
     assert query(warehouse, "select reasons from raw.quarantine") == [(["event_time:too_late"],)]
+
+
+def test_warehouse_load_imports_old_files_with_their_own_lateness_window(warehouse, server_dsn, tmp_path,
+                                                                         monkeypatch, capsys):
+    """`warehouse load` runs ingest, gates, dbt, publication and the reports for the hours given, recorded in
+    Dagster; an import of a file whose events go back 60 days keeps them with --max-lateness-days, while the
+    default window quarantines the older ones as too late."""
+    import gzip
+
+    from orchestration.cli import main
+    from orchestration.database import sqlalchemy_url
+    from tests.conftest import TEST_DATABASE, fresh_database
+
+    monkeypatch.setenv("DAGSTER_PG_URL", sqlalchemy_url(fresh_database(server_dsn, TEST_DATABASE + "_dagster")))
+    monkeypatch.setenv("WAREHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "state" / "dagster_home"))  # the command sets it; undone after
+    landing = tmp_path / "landing"
+    base = {"org_id": "org_a", "provider": "openai", "model": "gpt-4o", "status": "success", "input_tokens": 10,
+            "output_tokens": 5, "latency_ms": 100}
+
+    def deliver(hour: datetime, prefix: str) -> None:
+        folder = landing / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+        folder.mkdir(parents=True)
+        events = [{**base, "event_id": f"{prefix}-{d}", "event_time": (hour - timedelta(days=d, hours=1)).isoformat()}
+                  for d in range(0, 60, 6)]  # ten events, from an hour before landing to 54 days before
+        with gzip.open(folder / "trace.jsonl.gz", "wt") as f:
+            f.write("\n".join(json.dumps(e) for e in events) + "\n")
+
+    imported, later = datetime(2026, 6, 10, tzinfo=UTC), datetime(2026, 6, 11, tzinfo=UTC)
+    deliver(imported, "old")
+    assert main(["load", "--from", "2026-06-10T00", "--max-lateness-days", "90"]) == 0
+    assert "events up to 90 days older than their landing hour are kept" in capsys.readouterr().out
+    assert query(warehouse, "select count(*) from raw.usage_events where event_id like 'old-%'") == [(10,)]
+    assert query(warehouse, "select sum(requests) from marts.fct_usage_daily") == [(10,)]
+    assert query(warehouse, "select count(distinct day_utc) from marts.fct_usage_daily") == [(10,)]
+
+    deliver(later, "new")  # the same shape, loaded with the default window (30 days within the raw retention)
+    assert main(["load", "--from", "2026-06-11T00"]) == 0
+    assert query(warehouse, "select count(*) from raw.usage_events where event_id like 'new-%'") == [(5,)]
+    assert query(warehouse, "select count(*), min(reasons[1]) from raw.quarantine") == [(5, "event_time:too_late")]
+
+    assert main(["load", "--from", "2025-12-31T23"]) == 2
+    assert "is before WAREHOUSE_HISTORY_START (2026-01-01): set WAREHOUSE_HISTORY_START=2025-12-31" in \
+        capsys.readouterr().err
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:  # the runs are in the UI's storage
+        jobs = [r.job_name for r in instance.get_runs()]
+    assert jobs.count("hourly_usage_job") == 2 and jobs.count("reports_job") == 2

@@ -81,7 +81,13 @@ def snapshot(dsn: str) -> dict[str, list]:
 
 
 @pytest.fixture(scope="module")
-def loaded(server_dsn, dbt_manifest, tmp_path_factory):
+def pipeline_instance():
+    """The Dagster instance the module's backfill ran on: what the UI would read."""
+    return dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def loaded(server_dsn, dbt_manifest, tmp_path_factory, pipeline_instance):
     """Two days of generated logs with four times the usual defects, materialized as one run."""
     from tests.conftest import TEST_DATABASE, fresh_database
 
@@ -91,7 +97,7 @@ def loaded(server_dsn, dbt_manifest, tmp_path_factory):
     mp.setenv("WAREHOUSE_DSN", dsn)
     mp.setenv("WAREHOUSE_LANDING_DIR", str(root))
     manifest = generate(root, START, DAYS, 3000, seed=11, defects=Defects().scaled(4))
-    result = run_hours(START, LAST_HOUR)
+    result = run_hours(START, LAST_HOUR, pipeline_instance)
     yield dsn, root, manifest, result
     mp.undo()
 
@@ -111,6 +117,53 @@ def test_run_succeeds_and_every_row_is_accounted_for(loaded):
     assert quarantined == manifest.planted["malformed"] + manifest.planted["out_of_range"]
     assert manifest.planted["late"] > 0 and quarantined > 0 and duplicate > 0
 
+
+def test_a_backfill_shows_each_hours_own_counts_and_check_results(loaded, pipeline_instance):
+    """One run over 48 hours: each hourly partition of raw/usage_events carries that hour's counts (read from
+    its files here), and each gate has one evaluation per partition with that hour's rows, as the UI shows."""
+    dsn, root, _, result = loaded
+    raw = dg.AssetKey(["raw", "usage_events"])
+    hours = [START + timedelta(hours=i) for i in range(DAYS * 24)]
+    rows_by_hour = dict(query(dsn, "select landing_hour, count(*) from raw.usage_events group by 1"))
+    for hour in hours:
+        key = f"{hour:%Y-%m-%d-%H}:00"
+        [record] = pipeline_instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=raw, asset_partitions=[key]), limit=1).records
+        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        lines = sum(len(gzip.open(f, "rt").read().splitlines()) for f in (root / f"dt={hour:%Y-%m-%d}" /
+                                                                          f"hour={hour:%H}").glob("*.jsonl.gz"))
+        assert meta["read"] == lines > 0, key
+        assert meta["read"] == meta["loaded"] + meta["duplicate"] + meta["quarantined"], key
+        assert meta["loaded"] == rows_by_hour[hour] and meta["files"] == 1, key
+    assert len({record_read(pipeline_instance, raw, h) for h in hours}) > 1  # not one total copied to every hour
+
+    for check in ("raw_usage_events_suite", "ingestion_ledger_suite", "stg_usage__events_suite",
+                  "fct_usage_hourly_suite"):
+        history = pipeline_instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(raw if check in ("raw_usage_events_suite", "ingestion_ledger_suite") else
+                             dg.AssetKey(["staging", "stg_usage__events"]) if check.startswith("stg") else
+                             dg.AssetKey(["marts", "fct_usage_hourly"]), check), limit=500)
+        evaluations = {r.event.dagster_event.event_specific_data.partition: r.event.dagster_event.event_specific_data
+                       for r in history if r.event and r.event.dagster_event.event_specific_data.partition}
+        assert sorted(evaluations) == [f"{h:%Y-%m-%d-%H}:00" for h in hours], check
+        if check == "raw_usage_events_suite":
+            for hour in hours:
+                e = evaluations[f"{hour:%Y-%m-%d-%H}:00"]
+                assert e.passed and e.metadata["rows"].value == rows_by_hour[hour]
+
+
+def record_read(instance, asset_key, hour) -> int:
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[f"{hour:%Y-%m-%d-%H}:00"]), limit=1).records
+    return record.asset_materialization.metadata["read"].value
+
+
+def test_dbt_assets_report_the_rows_of_the_table_they_built(loaded, pipeline_instance):
+    dsn, *_ = loaded
+    key = dg.AssetKey(["marts", "fct_usage_hourly"])
+    [record] = pipeline_instance.fetch_materializations(key, limit=1).records
+    rows = record.asset_materialization.metadata["dagster/row_count"].value
+    assert rows == query(dsn, "select count(*) from build.fct_usage_hourly")[0][0] > 0
 
 def test_quarantined_rows_keep_line_text_and_reason(loaded):
     dsn, *_ = loaded
@@ -257,3 +310,18 @@ def test_a_late_file_refreshes_the_hour_its_events_happened_in_and_says_so(loade
     # nothing new since: the next tick requests nothing
     assert isinstance(late_event_sensor(dg.build_sensor_context(instance=instance, cursor=sensor_result.cursor)),
                       dg.SkipReason)
+
+
+
+def test_each_gate_run_links_its_own_data_docs_page(loaded, pipeline_instance):
+    from urllib.parse import unquote, urlparse
+
+    _, _, _, result = loaded
+    history = pipeline_instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(["raw", "usage_events"]), "raw_usage_events_suite"), limit=100)
+    [run_result] = [r.event.dagster_event.event_specific_data for r in history
+                    if r.event.dagster_event.event_specific_data.partition is None and r.run_id == result.run_id]
+    link = run_result.metadata["data_docs"]
+    assert isinstance(link, dg.UrlMetadataValue) and link.url.startswith("file://")  # the UI opens it
+    page = Path(unquote(urlparse(link.url).path))
+    assert page.exists() and f"run-{result.run_id[:8]}" in str(page) and "raw_usage_events" in str(page)

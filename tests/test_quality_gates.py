@@ -535,3 +535,32 @@ def test_a_range_of_hours_is_released_together(published):
                       "where landing_hour in (%s, %s) order by 1", (first, second)) == [
         (first, 1, {"status:not_allowed": 1}), (second, 1, {"ttft_ms:exceeds_latency": 1})]
     assert run_hours(first, second).success
+
+
+def test_in_a_backfill_the_failure_lands_on_the_hour_whose_rows_fail(published):
+    """Three hours in one run, a defect in the middle one: the run stops, the middle hour alone is failed
+    (its neighbours passed, so their next run goes through), and the UI's partition view says so hour by hour."""
+    dsn, root = published
+    hours = [next(NEXT_HOUR) for _ in range(3)]
+    for hour in hours:
+        land(root, hour)
+        load_only(dsn, root, hour)
+    execute(dsn, "update raw.usage_events set status = 'ok' where event_id = %s", (f"{hours[1]:%d%H}-3",))
+    instance = dg.DagsterInstance.ephemeral()
+    assert not run_hours(hours[0], hours[-1], instance).success
+    assert query(dsn, "select landing_hour, gate_status from raw.landing_hours where landing_hour = any(%s) "
+                      "order by 1", (hours,)) == [(hours[0], "passed"), (hours[1], "failed"), (hours[2], "passed")]
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(["raw", "usage_events"]), "raw_usage_events_suite"), limit=10)
+    by_partition = {r.event.dagster_event.event_specific_data.partition: r.event.dagster_event.event_specific_data
+                    for r in history}
+    keys = [f"{h:%Y-%m-%d-%H}:00" for h in hours]
+    assert [by_partition[k].passed for k in keys] == [True, False, True]
+    assert "on status: 1 rows, e.g. ['ok']" in by_partition[keys[1]].description
+    assert "(20 rows)" in by_partition[keys[1]].description
+    assert by_partition[keys[0]].metadata["rows"].value == 20
+    assert by_partition[None].passed is False  # the run's own result, which stopped it
+    # each hour's own row in the history on-call reads, then the run's
+    assert query(dsn, """select partition_key, success from audit.check_results
+                         where check_name = 'raw_usage_events_suite' and partition_key = any(%s)
+                         order by result_id""", (keys,)) == [(keys[0], True), (keys[1], False), (keys[2], True)]

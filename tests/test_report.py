@@ -32,8 +32,10 @@ def reported(server_dsn, dbt_manifest, tmp_path_factory):
     dsn = fresh_database(server_dsn, TEST_DATABASE)
     root = tmp_path_factory.mktemp("landing")
     reports = tmp_path_factory.mktemp("reports")
+    state = tmp_path_factory.mktemp("state")  # `warehouse` commands set DAGSTER_HOME under it; undone after
     for name, value in {"WAREHOUSE_DSN": dsn, "WAREHOUSE_LANDING_DIR": str(root), "WAREHOUSE_REPORTS_DIR": str(reports),
-                        "WAREHOUSE_ENVIRONMENT": "test-env"}.items():
+                        "WAREHOUSE_ENVIRONMENT": "test-env", "WAREHOUSE_STATE_DIR": str(state),
+                        "DAGSTER_HOME": str(state / "dagster_home")}.items():
         mp.setenv(name, value)
     generate(root, START, DAYS, 3000, seed=5, defects=Defects(0, 0, 0, 0))
     instance = dg.DagsterInstance.ephemeral()

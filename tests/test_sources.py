@@ -86,6 +86,14 @@ def test_the_shipped_example_spec_parses():
     ({"format": "csv", "files": "*"}, "'name' is required"),
     ({"name": "x", "format": "csv", "files": "*", "columns": {"event_time": {"column": "t", "format": "unix"}}},
      "timestamp format 'unix' is not iso, epoch_s, epoch_ms"),
+    ({"name": "x", "format": "csv", "files": "*", "columns": {"event_time": {"column": "t", "format": "relative_s"}}},
+     "format relative_s counts from a 'base:' time; give one"),
+    ({"name": "x", "format": "csv", "files": "*", "columns": {"event_time": {"column": "t", "base": "2026-01-01"}}},
+     "base '2026-01-01' must be a time with its zone"),
+    ({"name": "x", "format": "csv", "files": "*", "columns": {"event_time": {"column": "t", "offset": "3 weeks"}}},
+     "offset '3 weeks' is not a duration like -334d"),
+    ({"name": "x", "format": "csv", "files": "*", "columns": {"model": {"column": "m", "offset": "1d"}}},
+     "'base' and 'offset' apply to timestamps"),
 ])
 def test_a_broken_spec_is_refused_with_the_key_that_is_wrong(data, message):
     with pytest.raises(SourceSpecError, match=message):
@@ -122,6 +130,30 @@ def test_units_epochs_zones_totals_recodes_and_defaults():
     odd = naive.to_record({"t": "1e300", "first": "2026-03-07 12:00:01.5", "start": "2026-03-07 12:00:00"})
     assert odd["event_time"] == "1e300"  # beyond the calendar: left for the contract check to quarantine
     assert odd["ttft_ms"] == 1500.0  # two naive readings of one clock still give a duration
+
+
+def test_relative_and_undated_times_count_from_a_base_and_an_offset_moves_a_trace():
+    """A trace that gives seconds since its start (or times of day only) lands on dates the warehouse can
+    hold; a dated trace from 2023 moves forward by a fixed offset, its spacing kept."""
+    relative = parse_spec({"name": "trace", "format": "csv", "files": "*", "columns": {
+        "event_time": {"column": "t", "base": "2026-05-01T00:00:00Z"},
+        "latency_ms": {"column": "end", "since": "t", "format": "relative_s"}}})
+    record = relative.to_record({"t": "3600.5", "end": "3601.75"})
+    assert record["event_time"] == datetime(2026, 5, 1, 1, 0, 0, 500000, tzinfo=UTC)
+    assert record["latency_ms"] == 1250.0
+    assert relative.to_record({"t": "soon", "end": "1"})["event_time"] == "soon"  # not a number: quarantined
+
+    undated = parse_spec({"name": "u", "format": "csv", "files": "*", "columns": {
+        "event_time": {"column": "t", "format": "%H:%M:%S", "base": "2026-05-01T00:00:00+02:00"}}})
+    assert undated.to_record({"t": "14:03:22"})["event_time"] == datetime(2026, 5, 1, 12, 3, 22, tzinfo=UTC)
+
+    moved = parse_spec({"name": "m", "format": "csv", "files": "*", "columns": {
+        "event_time": {"column": "TIMESTAMP", "format": "%Y-%m-%d %H:%M:%S.%f", "offset": "+1000d"}},
+        "timezone": "UTC"})
+    a = moved.to_record({"TIMESTAMP": "2023-11-16 18:15:46.680590"})["event_time"]
+    b = moved.to_record({"TIMESTAMP": "2023-11-16 18:15:47.180590"})["event_time"]
+    assert a == datetime(2023, 11, 16, 18, 15, 46, 680590, tzinfo=UTC) + timedelta(days=1000)
+    assert b - a == timedelta(milliseconds=500)
 
 
 # --- through the loader ---

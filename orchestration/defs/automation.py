@@ -8,11 +8,11 @@ from orchestration.defs.dbt import cost_reports
 from orchestration.defs.late_data import REASON_TAG, late_event_refresh_job
 from orchestration.defs.restatement import cost_restatement_job
 from orchestration.defs.retention import retention_job
-from orchestration.runs import DBT_RUN_TAGS
+from orchestration.runs import DBT_RUN_TAGS, TRANSFORM_GROUPS
 
 hourly_usage_job = dg.define_asset_job(
     "hourly_usage_job", tags=DBT_RUN_TAGS,
-    selection=dg.AssetSelection.groups("ingestion", "transform")
+    selection=dg.AssetSelection.groups("ingestion", *TRANSFORM_GROUPS)
     | dg.AssetSelection.assets(["reference", "model_matches"]),
     description="Load one landing hour, gate it with its suite, and refresh the rollups it touches.",
 )

@@ -11,10 +11,11 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
 from dagster_dbt.asset_utils import (
     DAGSTER_DBT_EXCLUDE_METADATA_KEY,
     DAGSTER_DBT_SELECT_METADATA_KEY,
@@ -50,16 +51,38 @@ def window_vars(start: datetime, end: datetime, restatement_id: str | None = Non
     return window
 
 
+DEFAULT_OWNERS = ["team:data-platform"]  # a model's dbt meta (dagster: owners) names others
+
+
 class WarehouseTranslator(DagsterDbtTranslator):
-    """A mart's asset key names the schema BI reads it from (marts/<model>), though dbt writes it in build."""
+    """A mart's asset key and table name are where BI reads it (marts.<model>), though dbt writes it in build;
+    raw.landing_hours (the gate status of each hour of raw/usage_events) is part of that asset, not a stub."""
 
     def get_asset_key(self, dbt_resource_props: dict[str, Any]) -> dg.AssetKey:
         if dbt_resource_props.get("resource_type") == "model" and dbt_resource_props.get("schema") == BUILD_SCHEMA:
             return dg.AssetKey([PUBLISHED_SCHEMA, dbt_resource_props["name"]])
+        if dbt_resource_props.get("resource_type") == "source" and dbt_resource_props.get("name") == "landing_hours":
+            return dg.AssetKey(["raw", "usage_events"])
         return super().get_asset_key(dbt_resource_props)
 
+    def get_description(self, dbt_resource_props: dict[str, Any]) -> str:
+        from dagster_dbt.asset_utils import default_description_fn
 
-TRANSLATOR = WarehouseTranslator()
+        return default_description_fn(dbt_resource_props, display_raw_sql=False)  # the SQL is in the repo
+
+    def get_metadata(self, dbt_resource_props: dict[str, Any]) -> dict[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if dbt_resource_props.get("resource_type") == "model":
+            schema = PUBLISHED_SCHEMA if dbt_resource_props.get("schema") == BUILD_SCHEMA else \
+                dbt_resource_props.get("schema")
+            metadata["dagster/table_name"] = f"{schema}.{dbt_resource_props['alias']}"  # what BI queries
+        return metadata
+
+    def get_owners(self, dbt_resource_props: dict[str, Any]) -> list[str]:
+        return list(super().get_owners(dbt_resource_props) or DEFAULT_OWNERS)
+
+
+TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))
 MANIFEST = prepare_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI")))
 
 
@@ -128,9 +151,11 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
             context.log.warning("an earlier run stopped before publishing; put back the published rows of "
                                 + ", ".join(f"{k} ({v:,} rows)" for k, v in restored.items()))
         invocation = dbt.cli(args, context=context, raise_on_error=False)
-        yield from invocation.stream()
+        for event in invocation.stream():
+            yield with_row_count(context, conn, event)
         results = invocation.get_artifact("run_results.json")["results"]
         manifest = invocation.manifest
+        prune_dbt_targets(invocation.target_path.parent)
         yield from _unit_test_results(context, manifest, results)
         failures = _record_tests(context, conn, manifest, results)
     finally:
@@ -141,6 +166,33 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         raise dg.Failure(description="; ".join(
             failures + [f"dbt model {name} failed to build (see the dbt log above)" for name in broken])
             or "dbt failed; see its log above")
+
+
+def with_row_count(context, conn, event):
+    """A mart's materialization with dagster/row_count: the rows of the table dbt built (views: none)."""
+    if not isinstance(event, dg.Output):
+        return event
+    key = context.asset_key_for_output(event.output_name)
+    if key.path[0] != PUBLISHED_SCHEMA:
+        return event
+    with conn, conn.cursor() as cur:
+        cur.execute(f'select count(*) from {BUILD_SCHEMA}."{key.path[-1]}"')
+        rows = cur.fetchone()[0]
+    return event.with_metadata({**event.metadata, "dagster/row_count": dg.MetadataValue.int(rows)})
+
+
+DBT_TARGETS_KEPT = 5  # each dbt call writes 4-7 MB of artifacts in a folder of its own; the newest stay
+
+
+def prune_dbt_targets(target: Path, keep: int = DBT_TARGETS_KEPT) -> None:
+    """Delete all but the newest `keep` per-invocation folders dagster-dbt made under dbt's target/."""
+    import shutil
+
+    folders = sorted((f for f in target.iterdir() if f.is_dir() and f.name.startswith(("usage_marts-",
+                                                                                       "cost_reports-"))),
+                     key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _finished(context, run_id: str) -> bool | None:

@@ -10,6 +10,7 @@ from ingestion.sources import SourceSpecError, load_specs
 from ingestion.validation import MAX_LATENESS
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
+from orchestration.runs import LATENESS_TAG
 
 
 @dg.asset(
@@ -28,8 +29,7 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         specs = load_specs(warehouse.settings.sources_dir)
     except SourceSpecError as exc:  # a broken spec stops the run before any file is read
         raise dg.Failure(description=f"{exc}; fix the spec in WAREHOUSE_SOURCES_DIR and rerun") from None
-    # an event older than the raw layer keeps could not be rolled up with the rest of its hour
-    max_lateness = min(MAX_LATENESS, timedelta(days=warehouse.settings.raw_retention_days))
+    max_lateness = run_lateness(context.run.tags, warehouse.settings)
     if specs:
         context.log.info(f"source specs: {', '.join(f'{s.name} ({s.format}, files {s.files})' for s in specs)}")
     window = context.partition_time_window
@@ -55,8 +55,13 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     conn = warehouse.connect()
     try:
         late_hours = late_event_hours(conn, loaded_batches, window.start, window.end)
+        ledger = hour_ledger(conn, window.start, window.end)
     finally:
         conn.close()
+    for hour in hours:  # each partition shows its own hour's counts, not the run's totals
+        key = hourly_partitions.get_partition_key_for_timestamp(hour.timestamp())
+        context.add_asset_metadata({k: dg.MetadataValue.int(v) for k, v in ledger.get(hour, EMPTY_HOUR).items()},
+                                   partition_key=key)
     if late_hours:
         context.log.info(f"late events for {len(late_hours)} earlier hours ({', '.join(late_hours[:10])}"
                          f"{', ...' if len(late_hours) > 10 else ''}): the rollups downstream recompute those hours")
@@ -64,9 +69,31 @@ def usage_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         f"{totals['files']} files ({totals['skipped']} unchanged, {totals['failed']} unreadable): "
         f"read {totals['read']:,} = loaded {totals['loaded']:,} + duplicate {totals['duplicate']:,} "
         f"+ quarantined {totals['quarantined']:,}")
-    metadata = {k: dg.MetadataValue.int(v) for k, v in totals.items()}
-    metadata["late_event_hours"] = dg.MetadataValue.json(late_hours)
-    return dg.MaterializeResult(metadata=metadata)
+    # the run's late hours on every partition: late_event_sensor reads them from any of its materializations
+    return dg.MaterializeResult(metadata={"late_event_hours": dg.MetadataValue.json(late_hours)})
+
+
+def run_lateness(tags: dict, settings) -> timedelta:
+    """How old an event may be before its landing hour: by default the lateness window, within what the raw
+    layer keeps (an older event could not be rolled up with the rest of its hour); an import of old files
+    sets its own (`warehouse load --max-lateness-days`)."""
+    if LATENESS_TAG in tags:
+        return timedelta(days=int(tags[LATENESS_TAG]))
+    return min(MAX_LATENESS, timedelta(days=settings.raw_retention_days))
+
+
+EMPTY_HOUR = {"files": 0, "read": 0, "loaded": 0, "duplicate": 0, "quarantined": 0, "conflicting": 0}
+
+
+def hour_ledger(conn, window_start, window_end) -> dict:
+    """What each landing hour holds, from its loaded batches (files loaded by earlier runs included)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""select landing_hour, count(*), sum(rows_read), sum(rows_loaded), sum(rows_duplicate),
+                              sum(rows_quarantined), sum(rows_conflicting)
+                       from raw.ingestion_batches
+                       where landing_hour >= %s and landing_hour < %s and status = 'loaded'
+                       group by 1""", (window_start, window_end))
+        return {hour: dict(zip(EMPTY_HOUR, map(int, counts), strict=True)) for hour, *counts in cur.fetchall()}
 
 
 def late_event_hours(conn, batch_ids: list[int], window_start, window_end) -> list[str]:

@@ -3,14 +3,14 @@
 
 import dagster as dg
 
-from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG
+from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG, TRANSFORM_GROUPS
 
 RAW_EVENTS = dg.AssetKey(["raw", "usage_events"])
 REASON_TAG = "warehouse/reason"
 
 late_event_refresh_job = dg.define_asset_job(
     "late_event_refresh_job", tags=DBT_RUN_TAGS,
-    selection=dg.AssetSelection.groups("transform"),
+    selection=dg.AssetSelection.groups(*TRANSFORM_GROUPS),
     description="Rebuild the rollups of hours that late events were added to (requested by late_event_sensor).",
 )
 

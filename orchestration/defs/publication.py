@@ -17,7 +17,7 @@ GATED_KEYS = sorted({*usage_marts.keys, *(gate.asset for gate in GATES)}, key=la
 
 @dg.asset(
     key=["marts", "publication"],
-    group_name="transform",
+    group_name="publication",
     deps=GATED_KEYS,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),

@@ -9,6 +9,7 @@ published marts. warning expectations fail with severity WARN: recorded, and the
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -50,7 +51,7 @@ def _ledger_rows(start: datetime, end: datetime) -> str:
                loaded as (select batch_id, count(*) as n from raw.usage_events where {window} group by 1),
                quarantined as (select batch_id, count(*) as n from raw.quarantine
                                where batch_id in (select batch_id from batches) group by 1)
-               select b.source, b.file, b.rows_read,
+               select b.landing_hour, b.source, b.file, b.rows_read,
                       b.rows_read - b.rows_loaded - b.rows_duplicate - b.rows_quarantined as unaccounted_rows,
                       b.rows_loaded - coalesce(l.n, 0) as loaded_rows_not_in_raw,
                       b.rows_quarantined - coalesce(q.n, 0) as quarantined_rows_not_in_quarantine,
@@ -73,7 +74,7 @@ def _files_over_the_share(conn, start: datetime, end: datetime, settings: Settin
 
 
 def _staged_rows(start: datetime, end: datetime) -> str:
-    return f"""select event_id, org_id, event_hour, latency_ms,
+    return f"""select event_id, org_id, event_hour, landing_hour, latency_ms,
                       event_hour = date_trunc('hour', event_time, 'UTC') as hour_matches_event_time,
                       is_error = (status = 'error') as error_matches_status,
                       input_tokens - cached_input_tokens - cache_write_tokens as uncached_input_tokens,
@@ -160,10 +161,14 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
 
     window = context.partition_time_window
     settings = warehouse.settings
-    outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
-                        parameters={**contract_parameters(), **gate.parameters(settings)},
-                        docs_dir=settings.data_docs_dir)
+    parameters = {**contract_parameters(), **gate.parameters(settings)}
+    if "max_hours_before_landing" in parameters:  # an import's own lateness window, as its loader used
+        from orchestration.defs.ingestion import run_lateness
+
+        parameters["max_hours_before_landing"] = run_lateness(context.run.tags, settings).total_seconds() / 3600
     partition = _partition_label(context)
+    outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
+                        parameters=parameters, docs_dir=run_docs_dir(settings, context.run.run_id, partition))
     failed = outcome.failed_critical + outcome.failed_warning
     for o in outcome.failed_warning:
         context.log.warning(f"{gate.suite} warning on partition {partition}: {o.describe()}")
@@ -177,8 +182,21 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
             summary += (f"; {detail}" if detail else "") + f". To fix: {gate.fix.format(hours=_hours_arg(context))}"
         if outcome.failed_critical:
             context.log.error(f"{gate.suite} failed on partition {partition}: {summary}")
+        keys = hourly_partitions.get_partition_keys_in_range(context.partition_key_range)
+        hours = _per_hour(gate, conn, warehouse, keys, outcome, parameters) if len(keys) > 1 else {}
         if gate.landing_hours == "decides" or (gate.landing_hours == "fails" and not outcome.passed):
-            _set_landing_gate(conn, window, passed=outcome.passed, run_id=context.run.run_id)
+            if hours and gate.landing_hours:  # each hour by its own rows: a bad hour does not fail its neighbours
+                for key, hour in hours.items():
+                    if gate.landing_hours == "decides" or hour.failed_critical:
+                        _set_landing_gate(conn, hourly_partitions.time_window_for_partition_key(key),
+                                          passed=not hour.failed_critical, run_id=context.run.run_id)
+            else:
+                _set_landing_gate(conn, window, passed=outcome.passed, run_id=context.run.run_id)
+        for key, hour in hours.items():  # the UI's partition view: passed or failed hour by hour
+            context.op_execution_context.log_event(hour.evaluation(gate, key))
+            record_check(conn, check_name=f"{gate.suite}_suite", asset_key=gate.asset.to_user_string(),
+                         partition=key, success=hour.passed, severity=hour.severity, observed=hour.observed,
+                         run_id=context.run.run_id, summary=hour.summary)
         record_check(conn, check_name=f"{gate.suite}_suite", asset_key=gate.asset.to_user_string(),
                      partition=partition, success=not failed, severity=severity,
                      observed={"expectations": len(outcome.outcomes), "failed": [o.__dict__ for o in failed],
@@ -193,12 +211,95 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
         "failed_warning": dg.MetadataValue.int(len(outcome.failed_warning)),
         "failures": dg.MetadataValue.json([o.__dict__ for o in failed]),
     }
-    if outcome.docs_page:
-        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.docs_page))
+    if outcome.docs_page:  # a link the UI opens: this run's page, kept WAREHOUSE_DATA_DOCS_RETENTION_DAYS
+        metadata["data_docs"] = dg.MetadataValue.url(outcome.docs_page.resolve().as_uri())
     return dg.AssetCheckResult(
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if outcome.failed_critical else dg.AssetCheckSeverity.WARN,
         description=f"partition {partition}: {summary}", metadata=metadata)
+
+
+@dataclass(frozen=True)
+class HourResult:
+    """One partition's part of a gate that ran over several hours at once."""
+    passed: bool
+    failed_critical: int
+    rows: int
+    summary: str
+    observed: dict
+
+    @property
+    def severity(self) -> str:
+        return "error" if self.failed_critical else ("none" if self.passed else "warn")
+
+    def evaluation(self, gate: Gate, key: str) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=gate.asset, check_name=f"{gate.suite}_suite", passed=self.passed, partition=key,
+            severity=dg.AssetCheckSeverity.ERROR if self.failed_critical else dg.AssetCheckSeverity.WARN,
+            blocking=True, description=f"partition {key}: {self.summary}",
+            metadata={"rows": dg.MetadataValue.int(self.rows),
+                      "failed_critical": dg.MetadataValue.int(self.failed_critical),
+                      "failures": dg.MetadataValue.json(self.observed.get("failed", []))})
+
+
+def _per_hour(gate: Gate, conn, warehouse: WarehouseResource, keys: list[str], outcome,
+              parameters: dict) -> dict[str, HourResult]:
+    """Each hour's result in a run of many. The raw and staging suites judge rows of landing hours: when the
+    run's rows pass, every hour passed; when they fail, each hour with rows is validated on its own, so the
+    failure lands on the hours whose rows fail. The mart suites judge the rows the run rebuilt, which are not
+    one landing hour's: every hour gets the run's result."""
+    from expectations.runner import run_suite
+
+    first = hourly_partitions.time_window_for_partition_key(keys[0]).start
+    last = hourly_partitions.time_window_for_partition_key(keys[-1]).end
+    if not gate.landing_hours:
+        failed = outcome.failed_critical + outcome.failed_warning
+        summary = "the run's rebuilt rows, all its hours together: " + (
+            "; ".join(o.describe() for o in failed) or f"all {len(outcome.outcomes)} expectations passed")
+        result = HourResult(not failed, len(outcome.failed_critical), -1, summary,
+                            {"failed": [o.__dict__ for o in failed], "scope": "run"})
+        return dict.fromkeys(keys, result)
+    with conn, conn.cursor() as cur:
+        cur.execute(f"select landing_hour, count(*) from ({gate.query(first, last)}) as rows group by 1")
+        rows = {hourly_partitions.get_partition_key_for_timestamp(h.timestamp()): n for h, n in cur.fetchall()}
+    results = {}
+    clean = not (outcome.failed_critical or outcome.failed_warning)
+    for key in keys:
+        n = rows.get(key, 0)
+        if clean or n == 0:
+            results[key] = HourResult(True, 0, n, f"all {len(outcome.outcomes)} expectations passed on {n:,} rows",
+                                      {"rows": n})
+            continue
+        window = hourly_partitions.time_window_for_partition_key(key)
+        hour = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
+                         parameters=parameters)
+        failed = hour.failed_critical + hour.failed_warning
+        summary = "; ".join(o.describe() for o in failed) or f"all {len(hour.outcomes)} expectations passed"
+        results[key] = HourResult(not failed, len(hour.failed_critical), n, f"{summary} ({n:,} rows)",
+                                  {"rows": n, "failed": [o.__dict__ for o in failed]})
+    if outcome.failed_critical and not any(r.failed_critical for r in results.values()):
+        # rows that fail only together (an id in two hours): no hour alone is to blame, so every hour is
+        failed = outcome.failed_critical + outcome.failed_warning
+        summary = "fails only with the run's other hours: " + "; ".join(o.describe() for o in failed)
+        results = {key: HourResult(False, len(outcome.failed_critical), r.rows, summary,
+                                   {"rows": r.rows, "failed": [o.__dict__ for o in failed], "scope": "run"})
+                   for key, r in results.items()}
+    return results
+
+
+def run_docs_dir(settings: Settings, run_id: str, partition: str) -> Path:
+    """This run's Data Docs folder (every suite of the run in it); older folders past the retention go."""
+    import shutil
+    import time
+
+    root = settings.data_docs_dir
+    if root.is_dir():
+        cutoff = time.time() - settings.data_docs_retention_days * 86400
+        for old in root.iterdir():
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+    label = partition.replace(":", "").replace("...", "_to_")
+    return root / f"{label}-run-{run_id[:8]}"
 
 
 def _set_landing_gate(conn, window, passed: bool, run_id: str) -> None:
