@@ -139,11 +139,15 @@ def test_any_range_and_dimension_comes_from_the_hourly_rollup_alone(loaded):
         exact = percentile_cont(by_provider[provider], 0.95)
         assert n == len(by_provider[provider])
         assert abs(estimate - exact) <= ACCURACY * exact + 1e-9, provider
-    # the README's query, over this window, reads the same; so does its form for a handful of rows
+    # the README's query, verbatim over this window: the same percentiles, and the requests beside them are
+    # the events' count (the unnest form would repeat each row once per bucket)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    [example] = re.findall(r"```sql\n(select provider,.*?unnest\(latency_buckets.*?)```", readme, re.S)
+    [example] = re.findall(r"```sql\n(select provider,\s+sum\(requests\).*?latency_quantile.*?)```", readme, re.S)
     example = example.replace("hour_utc >= now() - interval '7 days'", "hour_utc between %s and %s")
-    assert dict(query(dsn, example.rstrip().rstrip(";"), (first, last))) == {p: v for p, (_, v) in rows.items()}
+    answered = {p: (n, v) for p, n, v in query(dsn, example.rstrip().rstrip(";"), (first, last))}
+    assert {p: n for p, (n, _) in answered.items()} == {p: len(v) for p, v in by_provider.items()}
+    assert {p: v for p, (_, v) in answered.items()} == pytest.approx({p: v for p, (_, v) in rows.items()},
+                                                                    rel=1e-12)
     concatenated = dict(query(dsn, """
         select provider, marts.histogram_quantile(marts.array_concat_agg(latency_buckets),
                                                   marts.array_concat_agg(latency_counts), 0.95)

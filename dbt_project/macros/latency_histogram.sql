@@ -44,6 +44,35 @@
         select {{ bucket_value('low') }} + ({{ bucket_value('high') }} - {{ bucket_value('low') }}) * (r - floor(r))
         from ends
     $fn$;
+    {#- marts.latency_quantile(buckets, counts, q): an aggregate over rows that each hold a histogram, for
+        BI: merges a group's histograms bucket by bucket, then reads quantile q with histogram_quantile.
+        One row in, one row out, so a sum(requests) beside it stays right (an unnest would repeat each
+        row once per bucket). The state is q, then the count of bucket b at position b + 2. -#}
+    create or replace function marts.histogram_accumulate(state double precision[], buckets int[],
+                                                          counts bigint[], q double precision)
+    returns double precision[] language plpgsql immutable parallel safe as $fn$
+    begin
+        if buckets is null or counts is null then
+            return state;
+        end if;
+        if state is null then
+            state := array[q];
+        end if;
+        for i in 1 .. coalesce(array_length(buckets, 1), 0) loop
+            state[buckets[i] + 2] := coalesce(state[buckets[i] + 2], 0) + counts[i];
+        end loop;
+        return state;
+    end
+    $fn$;
+    create or replace function marts.histogram_final_quantile(state double precision[])
+    returns double precision language sql immutable parallel safe as $fn$
+        select marts.histogram_quantile(array_agg((k - 1)::int order by k), array_agg(n::bigint order by k), state[1])
+        from unnest(state[2:]) with ordinality as u(n, k)
+        where n > 0
+    $fn$;
+    create or replace aggregate marts.latency_quantile(int[], bigint[], double precision) (
+        sfunc = marts.histogram_accumulate, stype = double precision[], finalfunc = marts.histogram_final_quantile
+    );
     {#- marts.array_concat_agg(array): the arrays of a group end to end, to merge histograms of any
         rows: histogram_quantile(array_concat_agg(latency_buckets), array_concat_agg(latency_counts), 0.95)
         (the two aggregates of one group read its rows in the same order) -#}
