@@ -128,6 +128,7 @@ def publish(conn, marts: list[Mart], run_id: str | None) -> dict[str, int]:
             if not _exists(cur, BUILD_SCHEMA, mart.name):
                 continue
             copied[mart.name] = _copy(cur, mart, BUILD_SCHEMA, PUBLISHED_SCHEMA, since)
+            _copy_comments(cur, mart.name)
         cur.execute("insert into audit.publications (published_at, run_id, copied) values (%s, %s, %s)",
                     (now, run_id, json.dumps(copied)))
         secure_marts(cur)  # a mart created or rebuilt here gets its grants and row-level security in the same step
@@ -183,6 +184,25 @@ def _copy(cur, mart: Mart, source: str, target: str, since) -> int:
     cur.execute(f"delete from {dst} as t using changed_keys as c where {match}")
     cur.execute(f"insert into {dst} select t.* from {src} as t join changed_keys as c on {match}")
     return cur.rowcount
+
+
+def _copy_comments(cur, name: str) -> None:
+    """The table's and its columns' comments (dbt persist_docs writes them in build), where BI reads."""
+    from psycopg2 import sql
+
+    target = sql.Identifier(PUBLISHED_SCHEMA, name)
+    cur.execute("""select a.attname, col_description(b.oid, a.attnum), col_description(m.oid, a.attnum),
+                          obj_description(b.oid, 'pg_class'), obj_description(m.oid, 'pg_class')
+                   from pg_class as b join pg_class as m on m.relname = b.relname
+                   join pg_attribute as a on a.attrelid = b.oid and a.attnum > 0 and not a.attisdropped
+                   where b.oid = %s::regclass and m.oid = %s::regclass""",
+                (f"{BUILD_SCHEMA}.{name}", f"{PUBLISHED_SCHEMA}.{name}"))
+    rows = cur.fetchall()
+    if rows and rows[0][3] != rows[0][4]:
+        cur.execute(sql.SQL("comment on table {} is %s").format(target), (rows[0][3],))
+    for column, wanted, has, *_ in rows:
+        if wanted != has:
+            cur.execute(sql.SQL("comment on column {}.{} is %s").format(target, sql.Identifier(column)), (wanted,))
 
 
 def _rebuilt_whole(cur, table: str, since) -> bool:

@@ -325,3 +325,22 @@ def test_each_gate_run_links_its_own_data_docs_page(loaded, pipeline_instance):
     assert isinstance(link, dg.UrlMetadataValue) and link.url.startswith("file://")  # the UI opens it
     page = Path(unquote(urlparse(link.url).path))
     assert page.exists() and f"run-{result.run_id[:8]}" in str(page) and "raw_usage_events" in str(page)
+
+
+def test_marts_and_their_columns_are_described_where_bi_tools_look(loaded):
+    """What `\\d+ marts.fct_cost_daily` shows: the model's and each column's description from the dbt YAML."""
+    import yaml
+
+    dsn, *_ = loaded
+    documented = {m["name"]: m for path in (Path(__file__).resolve().parent.parent / "dbt_project" / "models")
+                  .rglob("*.yml") for m in (yaml.safe_load(path.read_text()) or {}).get("models", [])}
+    for table in ("fct_cost_daily", "fct_usage_hourly", "fct_performance_daily", "fct_event_costs"):
+        model = documented[table]
+        [(comment,)] = query(dsn, "select obj_description(%s::regclass, 'pg_class')", (f"marts.{table}",))
+        assert " ".join(comment.split()) == " ".join(model["description"].split()), table
+        columns = dict(query(dsn, """select attname, col_description(attrelid, attnum) from pg_attribute
+                                     where attrelid = %s::regclass and attnum > 0 and not attisdropped""",
+                             (f"marts.{table}",)))
+        assert model["columns"]
+        for column in model["columns"]:
+            assert " ".join(columns[column["name"]].split()) == " ".join(column["description"].split()), column
