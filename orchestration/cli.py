@@ -10,6 +10,7 @@
     warehouse report      render the nightly report of a day (through Dagster: it shows in the UI)
     warehouse export      write a CSV of an org's failed requests and anomalies over a time range
     warehouse load        ingest, gate, roll up and publish your own landing hours (--from, --to), then the reports
+    warehouse docs        generate the dbt docs site (models, columns, tests, exposures, lineage) and serve it
 """
 
 from __future__ import annotations
@@ -449,6 +450,28 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def docs(args: argparse.Namespace) -> int:
+    from orchestration.docs_site import DocsError, generate, server
+
+    env = prepare_environment(Settings.from_env())
+    say("generating the dbt docs site from the warehouse (dbt docs generate)")
+    try:
+        folder = generate(env["WAREHOUSE_DSN"])
+    except DocsError as exc:
+        print(f"warehouse docs: {exc}", file=sys.stderr)
+        return 1
+    say(f"written to {folder} (static_index.html opens without a server)")
+    if args.no_serve:
+        return 0
+    site = server(folder, args.port)
+    say(f"serving http://127.0.0.1:{site.server_port}/ (Ctrl-C stops it)")
+    try:
+        site.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -492,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="for an import of old files: keep events up to DAYS older than their landing hour "
                           "(default: the 30-day lateness window within WAREHOUSE_RAW_RETENTION_DAYS)")
     own.set_defaults(handler=load)
+
+    site = commands.add_parser("docs", help="generate the dbt docs site and serve it")
+    site.add_argument("--port", type=int, default=8580)
+    site.add_argument("--no-serve", action="store_true", help="only generate it")
+    site.set_defaults(handler=docs)
 
     nightly = commands.add_parser("report", help="render the nightly report of a UTC day (default: the newest)")
     nightly.add_argument("--date", help="the UTC day, e.g. 2026-11-30 (default: the newest day in the marts)")

@@ -344,3 +344,38 @@ def test_marts_and_their_columns_are_described_where_bi_tools_look(loaded):
         assert model["columns"]
         for column in model["columns"]:
             assert " ".join(columns[column["name"]].split()) == " ".join(column["description"].split()), column
+
+
+def test_warehouse_docs_builds_the_catalog_with_comments_and_exposures_and_serves_it(loaded, tmp_path,
+                                                                                     monkeypatch):
+    import threading
+    import urllib.request
+
+    import yaml
+
+    from orchestration.cli import main
+    from orchestration.docs_site import DOCS_DIR, server
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # the command sets them; undone after
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://unused@127.0.0.1:1/unused")
+    assert main(["docs", "--no-serve"]) == 0
+    catalog = json.loads((DOCS_DIR / "catalog.json").read_text())
+    costs = yaml.safe_load((Path(__file__).resolve().parent.parent / "dbt_project" / "models" / "costs" /
+                            "_costs.yml").read_text())
+    [model] = [m for m in costs["models"] if m["name"] == "fct_cost_daily"]
+    node = catalog["nodes"]["model.llm_usage.fct_cost_daily"]
+    assert " ".join(node["metadata"]["comment"].split()) == " ".join(model["description"].split())
+    assert {c["name"] for c in model["columns"]} <= set(node["columns"])
+    manifest = json.loads((DOCS_DIR / "manifest.json").read_text())
+    report = manifest["exposures"]["exposure.llm_usage.nightly_report"]
+    assert "model.llm_usage.fct_org_monthly_spend" in report["depends_on"]["nodes"]
+    assert (DOCS_DIR / "static_index.html").stat().st_size > 100_000  # one file that opens offline
+
+    site = server(DOCS_DIR, 0)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{site.server_port}"
+        assert b"dbt" in urllib.request.urlopen(f"{base}/index.html", timeout=10).read()
+        assert json.loads(urllib.request.urlopen(f"{base}/catalog.json", timeout=10).read()) == catalog
+    finally:
+        site.shutdown()
