@@ -178,6 +178,8 @@ def demo(args: argparse.Namespace) -> int:
     if ok:
         import dagster as dg
 
+        from orchestration.runs import materialize_report
+
         day = newest_day(env["WAREHOUSE_DSN"])
         with dg.DagsterInstance.get() as instance:
             rendered = day is not None and materialize_report(day, instance).success
@@ -385,18 +387,10 @@ def newest_day(dsn: str):
         return cur.fetchone()[0]
 
 
-def materialize_report(day, instance):
-    """Render (and send) the report of one UTC day as a run of nightly_report_job."""
-    from orchestration.definitions import defs
-    from orchestration.runs import _here
-
-    job = defs().resolve_job_def("nightly_report_job")
-    return job.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
-                                  tags=_here())
-
-
 def report(args: argparse.Namespace) -> int:
     import dagster as dg
+
+    from orchestration.runs import materialize_report
 
     settings = Settings.from_env()
     env = prepare_environment(settings)

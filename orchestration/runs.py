@@ -50,9 +50,14 @@ def materialize_reports(instance, log_level: str = "INFO"):
     return _run_whole("reports_job", instance, log_level)
 
 
-def _run_whole(job_name: str, instance, log_level: str):
+def materialize_report(day, instance, log_level: str = "INFO"):
+    """Render (and send) the nightly report of one UTC day (nightly_report_job); returns the run's result."""
+    return _run_whole("nightly_report_job", instance, log_level, partition_key=day.isoformat())
+
+
+def _run_whole(job_name: str, instance, log_level: str, partition_key: str | None = None):
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, raise_on_error=False, tags=_here(),
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=_here(), partition_key=partition_key,
                                   run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})

@@ -25,7 +25,7 @@ DAY = date(2026, 6, 3)  # the report's day: the last of three
 
 @pytest.fixture(scope="module")
 def reported(server_dsn, dbt_manifest, tmp_path_factory):
-    from orchestration.cli import materialize_report
+    from orchestration.runs import materialize_report
     from tests.conftest import TEST_DATABASE, fresh_database
 
     mp = pytest.MonkeyPatch()

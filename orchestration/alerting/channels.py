@@ -37,6 +37,10 @@ class WebhookSender:
     def __init__(self, url: str):
         self.url = url
 
+    def announce(self, message: dict, attachment: tuple[str, bytes, str] | None = None) -> None:
+        """A notice that is not an alert (the nightly report): the message as JSON, its link in the text."""
+        self.send({**message, "text": f"{message['text']} {message['link']}"})
+
     def send(self, payload: dict) -> None:
         request = urllib.request.Request(self.url, data=json.dumps(payload, default=str).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -58,6 +62,10 @@ class SlackSender:
 
     def send(self, payload: dict) -> None:
         self.post(payload["text"], slack_blocks(payload))
+
+    def announce(self, message: dict, attachment: tuple[str, bytes, str] | None = None) -> None:
+        text = f"{message['text']}\n<{message['link']}|Open it>"
+        self.post(message["text"], [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
     def post(self, text: str, blocks: list[dict]) -> None:
         from slack_sdk.webhook import WebhookClient
@@ -97,6 +105,10 @@ class EmailSender:
                  f"environment: {payload['environment']}", f"open in Dagster: {payload['link']}",
                  f"what to do: {payload['runbook']}"]
         self.mail(payload["text"], "\n".join(lines))
+
+    def announce(self, message: dict, attachment: tuple[str, bytes, str] | None = None) -> None:
+        body = f"{message['text']}\n\nOpen it: {message['link']}" + ("\n(also attached)" if attachment else "")
+        self.mail(message["text"], body, (attachment,) if attachment else ())
 
     def mail(self, subject: str, body: str, attachments: tuple[tuple[str, bytes, str], ...] = ()) -> None:
         """attachments: (file name, content, MIME subtype of text/ or application/)."""

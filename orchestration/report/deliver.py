@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestration.alerting.channels import DeliveryError, EmailSender, SlackSender, WebhookSender
+from orchestration.alerting.channels import DeliveryError
 from orchestration.report.render import Report, ms, pct, usd
 
 
@@ -23,17 +23,12 @@ def send(report: Report, senders: dict[str, object], environment: str, reports_u
     """Send to every configured channel; returns channel -> 'sent' or the error (the page stays on disk)."""
     text, url = headline(report, environment), link(report, reports_url)
     outcome = {}
+    message = {"text": text, "kind": "nightly_report", "date": report.day.isoformat(), "environment": environment,
+               "link": url, "figures": report.headline}
+    page = (f"llm-usage-{report.day}.html", report.page.read_bytes(), "html")
     for channel, sender in senders.items():
         try:
-            if isinstance(sender, WebhookSender):
-                sender.send({"text": f"{text} {url}", "kind": "nightly_report", "date": report.day.isoformat(),
-                             "environment": environment, "link": url, "figures": report.headline})
-            elif isinstance(sender, SlackSender):
-                block = {"type": "section", "text": {"type": "mrkdwn", "text": f"{text}\n<{url}|Open the report>"}}
-                sender.post(text, [block])
-            elif isinstance(sender, EmailSender):
-                sender.mail(text, f"{text}\n\nThe report: {url}\n(also attached; its tables are CSV files beside it)",
-                            ((f"llm-usage-{report.day}.html", report.page.read_bytes(), "html"),))
+            sender.announce(message, page)
             outcome[channel] = "sent"
         except DeliveryError as exc:
             outcome[channel] = str(exc)
