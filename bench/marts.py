@@ -75,7 +75,7 @@ QUERIES = (
         group by 1, 2"""),
     ("top 20 users by cost, one org, this month",
      """select user_id, team, requests, cost_usd from marts.fct_top_users_monthly
-        where org_id = 'org_acme' and month = (select max(month) from marts.fct_top_users_monthly)
+        where org_id = 'org_acme' and month_local = (select max(month_local) from marts.fct_top_users_monthly)
         order by cost_usd desc limit 20""",
      """select user_id, count(*), sum(provider_cost_usd) from raw.usage_events
         where org_id = 'org_acme' and event_time >= date_trunc('month', (select max(event_time) from raw.usage_events))

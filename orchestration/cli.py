@@ -100,9 +100,9 @@ def spend_lines(dsn: str) -> list[str]:
         cur.execute("select to_regclass('marts.fct_org_monthly_spend') is not null")
         if not cur.fetchone()[0]:
             return []
-        cur.execute("""select distinct on (org_id) org_id, month, month_to_date_usd, budget_usd,
+        cur.execute("""select distinct on (org_id) org_id, month_local, month_to_date_usd, budget_usd,
                               forecast_month_end_usd, budget_crossing_day, budget_crossing_is_projected
-                       from marts.fct_org_monthly_spend order by org_id, month desc""")
+                       from marts.fct_org_monthly_spend order by org_id, month_local desc""")
         rows = cur.fetchall()
         cur.execute("select count(*), coalesce(sum(unpriced_requests), 0) from marts.fct_cost_variance_daily"
                     " where unpriced_requests > 0")
@@ -466,6 +466,62 @@ def docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def erase(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from ingestion.pseudonyms import KEY_SETTING
+    from orchestration.database import connect
+    from orchestration.dbt_project import prepare_manifest
+    from orchestration.privacy import ErasureError, erase, mark_rebuilt, pending_rebuild
+    from orchestration.runs import materialize_erasure, materialize_reports
+
+    env = prepare_environment(Settings.from_env())
+    conn = connect(env["WAREHOUSE_DSN"])
+    try:
+        if args.rebuild is not None:
+            erasure_id, hours = args.rebuild, pending_rebuild(conn, args.rebuild)
+        elif not (args.org and args.user):
+            raise ErasureError("give --org and --user (or --rebuild ERASURE_ID to finish an erasure)")
+        else:
+            done = erase(conn, args.org, args.user, args.reference or "", os.environ.get(KEY_SETTING) or None)
+            erasure_id, hours = done.erasure_id, (done.first_hour, done.last_hour) if done.first_hour else None
+            say(f"erasure {erasure_id} ({args.org}): deleted {done.raw_events:,} raw events and "
+                f"{done.quarantined_lines:,} quarantined lines; {sum(done.mart_rows.values()):,} mart rows now "
+                f"read {done.token}; {done.audit_values:,} audit values scrubbed")
+        if hours:
+            say(f"rebuilding every mart over the event hours {hours[0]:%Y-%m-%d %H:00} to {hours[1]:%Y-%m-%d %H:00} "
+                "UTC, then the reports")
+            prepare_manifest(refresh=True)
+            with dg.DagsterInstance.get() as instance:
+                results = [materialize_erasure(hours[0], hours[1], erasure_id, instance)]
+                if results[0].success:
+                    results.append(materialize_reports(instance))
+            if not all(r.success for r in results):
+                say(f"the rebuild failed (run {results[-1].run_id[:8]}, in the UI); the user is out of raw and "
+                    f"named nowhere, but rollups still count their requests: fix the cause, then run "
+                    f"'warehouse erase --rebuild {erasure_id}'")
+                return 1
+            mark_rebuilt(conn, erasure_id)
+        say(f"erasure {erasure_id} done: recorded in audit.erasures")
+        return 0
+    except ErasureError as exc:
+        print(f"warehouse erase: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+
+
+def metrics(args: argparse.Namespace) -> int:
+    from orchestration.metrics import MetricsError, mf
+
+    env = prepare_environment(Settings.from_env())
+    try:
+        return mf(args.mf_args or ["list", "metrics"], env["WAREHOUSE_DSN"]).returncode
+    except MetricsError as exc:
+        print(f"warehouse metrics: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warehouse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -514,6 +570,25 @@ def main(argv: list[str] | None = None) -> int:
     site.add_argument("--port", type=int, default=8580)
     site.add_argument("--no-serve", action="store_true", help="only generate it")
     site.set_defaults(handler=docs)
+
+    forget = commands.add_parser(
+        "erase", help="erase a user on request: raw events, quarantine, every mart (rebuilt), audit samples",
+        description="Deletes the user's events and quarantined lines, gives their rows in the marts an anonymous "
+                    "id, rebuilds every mart over the hours their events were in, and records the erasure in "
+                    "audit.erasures (no personal data).")
+    forget.add_argument("--org", help="the user's org_id")
+    forget.add_argument("--user", help="the user_id, as the application knows it")
+    forget.add_argument("--reference", help="the request's ticket or case number, kept in audit.erasures")
+    forget.add_argument("--rebuild", type=int, metavar="ERASURE_ID", help="finish an erasure whose rebuild failed")
+    forget.set_defaults(handler=erase)
+
+    named = commands.add_parser(
+        "metrics", help="query the semantic layer by metric name (MetricFlow's mf, on the published marts)",
+        description="Runs MetricFlow's mf with these arguments on the published marts, e.g. "
+                    "'warehouse metrics query --metrics cost_usd,error_rate --group-by metric_time__day,org'; "
+                    "'warehouse metrics list metrics' names every metric (the default).")
+    named.add_argument("mf_args", nargs=argparse.REMAINDER, help="mf's arguments")
+    named.set_defaults(handler=metrics)
 
     nightly = commands.add_parser("report", help="render the nightly report of a UTC day (default: the newest)")
     nightly.add_argument("--date", help="the UTC day, e.g. 2026-11-30 (default: the newest day in the marts)")

@@ -24,12 +24,12 @@ def _here() -> dict[str, str]:
 
 
 def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_level: str = "INFO",
-                      tags: dict[str, str] | None = None):
+                      tags: dict[str, str] | None = None, job_name: str = "hourly_usage_job"):
     """Ingest, gate and roll up every landing hour in [first_hour, last_hour]; returns the run's result."""
     from orchestration.definitions import defs
     from orchestration.partitions import hourly_partitions
 
-    job = defs().resolve_job_def("hourly_usage_job")
+    job = defs().resolve_job_def(job_name)
     key = hourly_partitions.get_partition_key_for_timestamp
     return job.execute_in_process(
         instance=instance,
@@ -38,6 +38,17 @@ def materialize_hours(first_hour: datetime, last_hour: datetime, instance, log_l
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def materialize_erasure(first_hour: datetime, last_hour: datetime, erasure_id: int, instance,
+                        log_level: str = "INFO"):
+    """Rebuild every mart over the event hours [first_hour, last_hour] after an erasure (orchestration/privacy.py)
+    and publish them: the late-event job with an event window (a restatement id makes it one)."""
+    from orchestration.defs.dbt import RESTATEMENT_TAG
+    from orchestration.defs.late_data import REASON_TAG
+
+    return materialize_hours(first_hour, last_hour, instance, log_level, job_name="late_event_refresh_job",
+                             tags={RESTATEMENT_TAG: f"erasure-{erasure_id}", REASON_TAG: f"erasure {erasure_id}"})
 
 
 def materialize_reference(instance, log_level: str = "INFO"):

@@ -42,6 +42,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_INGEST_WORKERS", "(the CPU cores this process may use, at most 8)",
             "processes that load a run's files side by side (1: one file after another)"),
     Setting("WAREHOUSE_RAW_RETENTION_DAYS", "30", "days of raw events and quarantined rows kept"),
+    Setting("WAREHOUSE_PSEUDONYMISE_KEY", "(unset: user ids stored as sent)",
+            "a secret: every user_id is stored as its keyed hash (HMAC-SHA256) from the next load on; keep it "
+            "(`warehouse erase` needs it to find a user) and never change it without a reason"),
     Setting("WAREHOUSE_HOURLY_RETENTION_DAYS", "90", "days of hourly rollups kept"),
     Setting("WAREHOUSE_MAX_QUARANTINE_SHARE", "0.05",
             "a loaded file with a larger share of quarantined rows fails its hour's gate (ingestion_ledger suite)"),

@@ -107,10 +107,11 @@ def budget_crossings(conn) -> list[Condition] | None:
     with conn.cursor() as cur:
         if not _exists(cur, "marts.fct_org_monthly_spend"):
             return None
-        cur.execute("""select org_id, month, month_to_date_usd, budget_usd, budget_used_share, forecast_month_end_usd,
-                              crossed_50_pct_on, crossed_80_pct_on, crossed_100_pct_on
+        cur.execute("""select org_id, month_local, month_to_date_usd, budget_usd, budget_used_share,
+                              forecast_month_end_usd, crossed_50_pct_on, crossed_80_pct_on, crossed_100_pct_on
                        from marts.fct_org_monthly_spend as s
-                       where month = (select max(month) from marts.fct_org_monthly_spend where org_id = s.org_id)
+                       where month_local = (select max(month_local) from marts.fct_org_monthly_spend
+                                            where org_id = s.org_id)
                          and budget_usd > 0""")
         rows = cur.fetchall()
     conditions = []

@@ -36,19 +36,20 @@ def read(conn, day: date) -> ReportData:
             # each org's month (its own time zone) holding the report's day: spend, forecast, budget, and
             # the month before's final figure beside it
             "budgets": _frame(cur, """
-                select distinct on (org_id) org_id, month, as_of_day, month_to_date_usd::float as month_to_date_usd,
+                select distinct on (org_id) org_id, month_local, as_of_day,
+                       month_to_date_usd::float as month_to_date_usd,
                        forecast_month_end_usd::float as forecast_usd, budget_usd::float as budget_usd,
                        budget_used_share::float as budget_used_share, budget_crossing_day,
                        budget_crossing_is_projected, previous_month_usd::float as previous_month_usd
-                from marts.fct_org_monthly_spend where month <= %(day)s
-                order by org_id, month desc""", params),
+                from marts.fct_org_monthly_spend where month_local <= %(day)s
+                order by org_id, month_local desc""", params),
             "top_models": _frame(cur, """
                 select provider, model, sum(requests)::bigint as requests, sum(cost_usd)::float as cost_usd
                 from marts.fct_cost_daily where day_utc between %(week)s and %(day)s
                 group by 1, 2 order by cost_usd desc nulls last, requests desc limit %(top)s""", params),
             "top_users": _frame(cur, """
                 select org_id, user_id, team, requests, cost_usd::float as cost_usd, cost_rank
-                from marts.fct_top_users_monthly where month = %(month)s
+                from marts.fct_top_users_monthly where month_local = %(month)s
                 order by cost_usd desc nulls last, org_id, user_id limit %(top)s""", params),
             "performance_trend": _frame(cur, """
                 select day_utc as day, sum(requests)::bigint as requests, sum(errors)::bigint as errors,

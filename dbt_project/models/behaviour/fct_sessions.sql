@@ -73,8 +73,8 @@ final as (
         extract(epoch from max(events.event_time) - min(events.event_time)) as duration_seconds,
         count(*) as events,
         count(*) filter (where events.is_error) as errors,
-        sum(events.input_tokens) as input_tokens,
-        sum(events.output_tokens) as output_tokens,
+        sum(events.input_tokens)::bigint as input_tokens,
+        sum(events.output_tokens)::bigint as output_tokens,
         sum(costs.cost_usd) as cost_usd,
         count(*) filter (where not coalesce(costs.is_priced, false)) as unpriced_events,
         coalesce(array_agg(distinct events.tool order by events.tool) filter (where events.tool is not null), '{}')

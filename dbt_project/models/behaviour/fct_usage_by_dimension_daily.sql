@@ -64,7 +64,7 @@ final as (
         count(distinct user_id) as users,
         count(distinct session_id) as sessions,
         count(*) filter (where is_error) as errors,
-        sum(tokens) as tokens
+        sum(tokens)::bigint as tokens
     from by_dimension
     group by 1, 2, 3, 4
 

@@ -28,7 +28,7 @@ final as (
         count(*) as requests,
         count(distinct session_id) as sessions,
         count(*) filter (where is_error) as errors,
-        sum(input_tokens + output_tokens) as tokens
+        sum(input_tokens + output_tokens)::bigint as tokens
     from events
     where user_id is not null
     {% if is_incremental() %}

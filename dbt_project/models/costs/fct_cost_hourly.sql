@@ -55,11 +55,11 @@ final as (
         count(*) filter (where not is_priced) as unpriced_requests,
 
         -- tokens by bucket
-        sum(uncached_input_tokens) as uncached_input_tokens,
-        sum(cache_read_tokens) as cache_read_tokens,
-        sum(cache_write_tokens) as cache_write_tokens,
-        sum(non_reasoning_output_tokens) as non_reasoning_output_tokens,
-        sum(reasoning_tokens) as reasoning_tokens,
+        sum(uncached_input_tokens)::bigint as uncached_input_tokens,
+        sum(cache_read_tokens)::bigint as cache_read_tokens,
+        sum(cache_write_tokens)::bigint as cache_write_tokens,
+        sum(non_reasoning_output_tokens)::bigint as non_reasoning_output_tokens,
+        sum(reasoning_tokens)::bigint as reasoning_tokens,
 
         -- cost by bucket, USD (priced requests only; unpriced ones are counted above)
         coalesce(sum(cost_request_usd), 0) as cost_request_usd,

@@ -13,7 +13,7 @@ with
 
 daily as (
 
-    select org_id, day_local, date_trunc('month', day_local)::date as month, sum(cost_usd) as cost_usd
+    select org_id, day_local, date_trunc('month', day_local)::date as month_local, sum(cost_usd) as cost_usd
     from {{ ref('fct_cost_daily_local') }}
     group by 1, 2, 3
 
@@ -23,7 +23,7 @@ cumulative as (
 
     select
         daily.*,
-        sum(cost_usd) over (partition by org_id, month order by day_local) as month_to_date_usd
+        sum(cost_usd) over (partition by org_id, month_local order by day_local) as month_to_date_usd
     from daily
 
 ),
@@ -32,11 +32,11 @@ months as (
 
     select
         org_id,
-        month,
+        month_local,
         sum(cost_usd) as month_to_date_usd,
-        ((month + interval '1 month')::date - month) as days_in_month
+        ((month_local + interval '1 month')::date - month_local) as days_in_month
     from daily
-    group by org_id, month
+    group by org_id, month_local
 
 ),
 
@@ -50,11 +50,11 @@ budgets as (
 
     select
         months.org_id,
-        months.month,
+        months.month_local,
         coalesce(own.budget_usd, every_month.budget_usd) as budget_usd
     from months
     left join {{ source('reference', 'org_budgets') }} as own
-        on own.org_id = months.org_id and own.month = months.month
+        on own.org_id = months.org_id and own.month = months.month_local
     left join {{ source('reference', 'org_budgets') }} as every_month
         on every_month.org_id = months.org_id and every_month.month is null
 
@@ -64,12 +64,12 @@ crossings as (
 
     select
         cumulative.org_id,
-        cumulative.month,
+        cumulative.month_local,
         min(day_local) filter (where month_to_date_usd >= 0.5 * budgets.budget_usd) as crossed_50_pct_on,
         min(day_local) filter (where month_to_date_usd >= 0.8 * budgets.budget_usd) as crossed_80_pct_on,
         min(day_local) filter (where month_to_date_usd >= budgets.budget_usd) as crossed_100_pct_on
     from cumulative
-    join budgets on budgets.org_id = cumulative.org_id and budgets.month = cumulative.month
+    join budgets on budgets.org_id = cumulative.org_id and budgets.month_local = cumulative.month_local
     group by 1, 2
 
 ),
@@ -78,8 +78,8 @@ observed as (
 
     select
         months.*,
-        greatest(latest.first_day, months.month) as observed_from,
-        least(latest.latest_day, (months.month + interval '1 month' - interval '1 day')::date) as as_of_day
+        greatest(latest.first_day, months.month_local) as observed_from,
+        least(latest.latest_day, (months.month_local + interval '1 month' - interval '1 day')::date) as as_of_day
     from months
     join latest on latest.org_id = months.org_id
 
@@ -89,14 +89,14 @@ rates as (
 
     select
         observed.*,
-        as_of_day - month + 1 as days_elapsed,
+        as_of_day - month_local + 1 as days_elapsed,
         as_of_day - observed_from + 1 as days_observed,
         round(coalesce({{ trailing_daily_rate('daily', 'observed.org_id', 'observed.as_of_day', 'latest.first_day') }},
                        month_to_date_usd / (as_of_day - observed_from + 1)), 6) as burn_rate_usd_per_day,
-        latest.latest_day > (observed.month + interval '1 month' - interval '1 day')::date as is_month_closed,
-        lag(observed.month_to_date_usd) over (partition by observed.org_id order by observed.month)
+        latest.latest_day > (observed.month_local + interval '1 month' - interval '1 day')::date as is_month_closed,
+        lag(observed.month_to_date_usd) over (partition by observed.org_id order by observed.month_local)
             as previous_month_usd_unchecked,
-        lag(observed.month) over (partition by observed.org_id order by observed.month) as previous_month
+        lag(observed.month_local) over (partition by observed.org_id order by observed.month_local) as previous_month
     from observed
     join latest on latest.org_id = observed.org_id
 
@@ -106,7 +106,7 @@ final as (
 
     select
         rates.org_id,
-        rates.month,
+        rates.month_local,
         rates.as_of_day,
         rates.days_elapsed,
         rates.days_observed,
@@ -122,7 +122,7 @@ final as (
             when rates.burn_rate_usd_per_day > 0
                  and rates.as_of_day + ceil((budgets.budget_usd - rates.month_to_date_usd)
                                              / rates.burn_rate_usd_per_day)::int
-                     < rates.month + rates.days_in_month
+                     < rates.month_local + rates.days_in_month
                 then rates.as_of_day + ceil((budgets.budget_usd - rates.month_to_date_usd)
                                             / rates.burn_rate_usd_per_day)::int
         end as budget_crossing_day,
@@ -132,11 +132,11 @@ final as (
         crossings.crossed_100_pct_on,
         rates.is_month_closed,
         -- the month before's final spend, beside this one (null when the org had no spend then)
-        case when rates.previous_month = (rates.month - interval '1 month')::date
+        case when rates.previous_month = (rates.month_local - interval '1 month')::date
              then rates.previous_month_usd_unchecked end as previous_month_usd
     from rates
-    left join budgets on budgets.org_id = rates.org_id and budgets.month = rates.month
-    left join crossings on crossings.org_id = rates.org_id and crossings.month = rates.month
+    left join budgets on budgets.org_id = rates.org_id and budgets.month_local = rates.month_local
+    left join crossings on crossings.org_id = rates.org_id and crossings.month_local = rates.month_local
 
 )
 

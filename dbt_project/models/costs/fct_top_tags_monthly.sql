@@ -8,10 +8,10 @@ monthly as (
 
     select
         org_id,
-        date_trunc('month', day_utc)::date as month,
+        date_trunc('month', day_utc)::date as month_utc,
         tag_key,
         tag_value,
-        sum(requests) as requests,
+        sum(requests)::bigint as requests,
         sum(cost_usd) as cost_usd
     from {{ ref('fct_cost_by_tag_daily') }}
     group by 1, 2, 3, 4
@@ -20,5 +20,5 @@ monthly as (
 
 select
     monthly.*,
-    rank() over (partition by org_id, month, tag_key order by cost_usd desc) as cost_rank
+    rank() over (partition by org_id, month_utc, tag_key order by cost_usd desc) as cost_rank
 from monthly

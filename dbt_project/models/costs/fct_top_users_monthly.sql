@@ -8,10 +8,10 @@ monthly as (
 
     select
         org_id,
-        date_trunc('month', day_local)::date as month,
+        date_trunc('month', day_local)::date as month_local,
         user_id,
         team,
-        sum(requests) as requests,
+        sum(requests)::bigint as requests,
         sum(cost_usd) as cost_usd
     from {{ ref('fct_cost_daily_local') }}
     group by 1, 2, 3, 4
@@ -20,6 +20,6 @@ monthly as (
 
 select
     monthly.*,
-    cost_usd / nullif(sum(cost_usd) over (partition by org_id, month), 0) as share_of_org_cost,
-    rank() over (partition by org_id, month order by cost_usd desc) as cost_rank
+    cost_usd / nullif(sum(cost_usd) over (partition by org_id, month_local), 0) as share_of_org_cost,
+    rank() over (partition by org_id, month_local order by cost_usd desc) as cost_rank
 from monthly

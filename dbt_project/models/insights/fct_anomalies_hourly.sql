@@ -66,9 +66,9 @@ performance as (
         org_id,
         provider,
         model,
-        sum(requests) as requests,
-        sum(errors) as errors,
-        sum(latency_count) as latency_count,
+        sum(requests)::bigint as requests,
+        sum(errors)::bigint as errors,
+        sum(latency_count)::bigint as latency_count,
         marts.histogram_quantile(marts.array_concat_agg(latency_buckets),
                                  marts.array_concat_agg(latency_counts), 0.95) as latency_p95_ms
     from {{ ref('fct_performance_hourly') }}

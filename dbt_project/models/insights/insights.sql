@@ -19,13 +19,13 @@ cost_days as (
         service,
         provider,
         model,
-        sum(requests) as requests,
-        sum(unpriced_requests) as unpriced_requests,
+        sum(requests)::bigint as requests,
+        sum(unpriced_requests)::bigint as unpriced_requests,
         sum(cost_usd) as cost_usd,
-        sum(uncached_input_tokens) as uncached_input_tokens,
-        sum(cache_read_tokens) as cache_read_tokens,
-        sum(cache_write_tokens) as cache_write_tokens,
-        sum(non_reasoning_output_tokens + reasoning_tokens) as output_tokens
+        sum(uncached_input_tokens)::bigint as uncached_input_tokens,
+        sum(cache_read_tokens)::bigint as cache_read_tokens,
+        sum(cache_write_tokens)::bigint as cache_write_tokens,
+        sum(non_reasoning_output_tokens + reasoning_tokens)::bigint as output_tokens
     from {{ ref('fct_cost_daily') }}
     group by 1, 2, 3, 4, 5
 
@@ -68,8 +68,8 @@ model_weeks as (
         p.service,
         p.provider,
         p.model,
-        sum(p.requests) as requests,
-        sum(p.errors) as errors,
+        sum(p.requests)::bigint as requests,
+        sum(p.errors)::bigint as errors,
         marts.histogram_quantile(marts.array_concat_agg(p.latency_buckets),
                                  marts.array_concat_agg(p.latency_counts), 0.95) as latency_p95_ms
     from days
@@ -86,11 +86,11 @@ cost_weeks as (
         c.service,
         c.provider,
         c.model,
-        sum(c.unpriced_requests) as unpriced_requests,
+        sum(c.unpriced_requests)::bigint as unpriced_requests,
         sum(c.cost_usd) as cost_usd,
-        sum(c.uncached_input_tokens) as uncached_input_tokens,
-        sum(c.cache_read_tokens) as cache_read_tokens,
-        sum(c.cache_write_tokens) as cache_write_tokens
+        sum(c.uncached_input_tokens)::bigint as uncached_input_tokens,
+        sum(c.cache_read_tokens)::bigint as cache_read_tokens,
+        sum(c.cache_write_tokens)::bigint as cache_write_tokens
     from days
     join cost_days as c on c.day between days.day - 6 and days.day
     group by 1, 2, 3, 4, 5
@@ -508,10 +508,10 @@ unpriced as (
         cost_days.org_id,
         cost_days.provider,
         cost_days.model,
-        sum(cost_days.unpriced_requests) as unpriced_requests,
-        sum(cost_days.requests) as requests,
-        sum(cost_days.uncached_input_tokens + cost_days.cache_read_tokens + cost_days.cache_write_tokens) as input_tokens,
-        sum(cost_days.output_tokens) as output_tokens,
+        sum(cost_days.unpriced_requests)::bigint as unpriced_requests,
+        sum(cost_days.requests)::bigint as requests,
+        sum(cost_days.uncached_input_tokens + cost_days.cache_read_tokens + cost_days.cache_write_tokens)::bigint as input_tokens,
+        sum(cost_days.output_tokens)::bigint as output_tokens,
         min(org_days.requests) as org_requests
     from cost_days
     join org_days using (day, org_id)
@@ -563,7 +563,7 @@ anomaly_days as (
         (array_agg(observed order by abs(score) desc))[1] as observed,
         (array_agg(expected order by abs(score) desc))[1] as expected,
         (array_agg(direction order by abs(score) desc))[1] as direction,
-        sum(requests) as requests,
+        sum(requests)::bigint as requests,
         bool_or(severity = 'critical') as critical
     from {{ ref('fct_anomalies_hourly') }}
     group by 1, 2, 3, 4, 5

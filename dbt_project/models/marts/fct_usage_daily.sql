@@ -42,17 +42,17 @@ final as (
         model,
 
         -- volume and outcome
-        sum(requests) as requests,
-        sum(successes) as successes,
-        sum(errors) as errors,
+        sum(requests)::bigint as requests,
+        sum(successes)::bigint as successes,
+        sum(errors)::bigint as errors,
         sum(errors)::double precision / nullif(sum(requests), 0) as error_rate,
 
         -- tokens
-        sum(input_tokens) as input_tokens,
-        sum(cached_input_tokens) as cached_input_tokens,
-        sum(cache_write_tokens) as cache_write_tokens,
-        sum(output_tokens) as output_tokens,
-        sum(reasoning_tokens) as reasoning_tokens,
+        sum(input_tokens)::bigint as input_tokens,
+        sum(cached_input_tokens)::bigint as cached_input_tokens,
+        sum(cache_write_tokens)::bigint as cache_write_tokens,
+        sum(output_tokens)::bigint as output_tokens,
+        sum(reasoning_tokens)::bigint as reasoning_tokens,
 
         -- money as reported by the provider
         sum(provider_cost_usd) as provider_cost_usd,

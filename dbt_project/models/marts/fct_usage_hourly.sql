@@ -58,11 +58,11 @@ final as (
         count(*) filter (where is_error) as errors,
 
         -- tokens
-        sum(input_tokens) as input_tokens,
-        sum(cached_input_tokens) as cached_input_tokens,
-        sum(cache_write_tokens) as cache_write_tokens,
-        sum(output_tokens) as output_tokens,
-        sum(reasoning_tokens) as reasoning_tokens,
+        sum(input_tokens)::bigint as input_tokens,
+        sum(cached_input_tokens)::bigint as cached_input_tokens,
+        sum(cache_write_tokens)::bigint as cache_write_tokens,
+        sum(output_tokens)::bigint as output_tokens,
+        sum(reasoning_tokens)::bigint as reasoning_tokens,
 
         -- money as reported by the provider (numeric: exact and order-independent)
         sum(provider_cost_usd::numeric) as provider_cost_usd,

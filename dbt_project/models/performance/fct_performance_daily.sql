@@ -77,13 +77,13 @@ totals as (
 
     select
         day_utc, org_id, service, provider, model,
-        sum(requests) as requests,
-        sum(successes) as successes,
-        sum(errors) as errors,
-        sum(latency_count) as latency_count,
+        sum(requests)::bigint as requests,
+        sum(successes)::bigint as successes,
+        sum(errors)::bigint as errors,
+        sum(latency_count)::bigint as latency_count,
         max(latency_max_ms) as latency_max_ms,
-        sum(ttft_count) as ttft_count,
-        sum(streamed_output_tokens) as streamed_output_tokens,
+        sum(ttft_count)::bigint as ttft_count,
+        sum(streamed_output_tokens)::bigint as streamed_output_tokens,
         sum(generation_seconds) as generation_seconds
     from scoped
     group by 1, 2, 3, 4, 5

@@ -118,7 +118,7 @@ totals as (
         count(latency_ms) as latency_count,
         max(latency_ms) as latency_max_ms,
         count(ttft_ms) as ttft_count,
-        coalesce(sum(output_tokens) filter (where generation_seconds is not null), 0) as streamed_output_tokens,
+        coalesce(sum(output_tokens) filter (where generation_seconds is not null), 0)::bigint as streamed_output_tokens,
         coalesce(sum(generation_seconds), 0) as generation_seconds
     from scoped
     group by 1, 2, 3, 4, 5
