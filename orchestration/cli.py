@@ -511,6 +511,32 @@ def erase(args: argparse.Namespace) -> int:
         conn.close()
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    from orchestration.dashboard.page import DASHBOARDS_DIR, DashboardError, load
+    from orchestration.dashboard.server import Dashboard, login_dsn, server
+
+    settings = Settings.from_env()
+    if not settings.finance_password:
+        raise SettingError("WAREHOUSE_FINANCE_PASSWORD is not set: the dashboard logs in as the finance login "
+                           f"({settings.finance_user}, read-only); set it and run 'warehouse access' once")
+    env = prepare_environment(settings)
+    spec = Path(args.spec) if args.spec else DASHBOARDS_DIR / "usage.yml"
+    try:
+        load(spec)
+    except DashboardError as exc:
+        print(f"warehouse dashboard: {exc}", file=sys.stderr)
+        return 2
+    board = Dashboard(spec, login_dsn(env["WAREHOUSE_DSN"], settings.finance_user, settings.finance_password),
+                      settings.finance_user)
+    site = server(board, args.port, args.host)
+    say(f"serving {spec.name} at http://{args.host}:{site.server_port}/ as {settings.finance_user} (Ctrl-C stops it)")
+    try:
+        site.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def metrics(args: argparse.Namespace) -> int:
     from orchestration.metrics import MetricsError, mf
 
@@ -581,6 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     forget.add_argument("--reference", help="the request's ticket or case number, kept in audit.erasures")
     forget.add_argument("--rebuild", type=int, metavar="ERASURE_ID", help="finish an erasure whose rebuild failed")
     forget.set_defaults(handler=erase)
+
+    board = commands.add_parser("dashboard", help="serve the usage dashboard (dashboards/usage.yml) on the marts")
+    board.add_argument("--port", type=int, default=8590)
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface; "
+                                                            "the dashboard has no login of its own)")
+    board.add_argument("--spec", help="a dashboard spec (default: dashboards/usage.yml)")
+    board.set_defaults(handler=dashboard)
 
     named = commands.add_parser(
         "metrics", help="query the semantic layer by metric name (MetricFlow's mf, on the published marts)",

@@ -25,10 +25,10 @@ def chromium() -> str:
     pytest.skip(message)
 
 
-def rendered_dom(page: Path) -> str:
-    """The page's DOM after its scripts ran (charts drawn), as the browser holds it."""
-    done = subprocess.run([chromium(), *FLAGS, "--dump-dom", page.resolve().as_uri()], capture_output=True,
-                          text=True, timeout=180)
+def rendered_dom(page: Path | str) -> str:
+    """The page's DOM after its scripts ran (charts drawn), as the browser holds it: a file, or a URL."""
+    where = page if isinstance(page, str) else page.resolve().as_uri()
+    done = subprocess.run([chromium(), *FLAGS, "--dump-dom", where], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
     return done.stdout
 

@@ -84,14 +84,15 @@ def test_the_two_readme_commands_are_the_ones_ci_runs():
 def test_compose_runs_postgres_webserver_daemon_and_the_code_location():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "code_location", "webserver", "daemon"}
+    assert set(services) == {"postgres", "code_location", "webserver", "daemon", "dashboard"}
     assert services["postgres"]["image"].startswith("postgres:15")
     assert "orchestration.definitions" in services["code_location"]["command"]
     for name in ("webserver", "daemon"):
         command = services[name]["command"]
         assert command[command.index("--grpc-host") + 1] == "code_location"
         assert set(services[name]["depends_on"]) == {"postgres", "code_location"}
-    for name in ("code_location", "webserver", "daemon"):
+    assert services["dashboard"]["command"][-1].startswith("warehouse access && warehouse dashboard --host 0.0.0.0")
+    for name in ("code_location", "webserver", "daemon", "dashboard"):
         env = services[name]["environment"]
         assert env["DAGSTER_PG_URL"].startswith("postgresql+psycopg2://")
         assert env["WAREHOUSE_DSN"].startswith("postgresql://")
@@ -106,7 +107,9 @@ def test_compose_requires_the_database_password_and_keeps_the_ui_on_this_machine
     compose = yaml.safe_load(text)
     [port] = compose["services"]["webserver"]["ports"]
     assert port == "${WAREHOUSE_UI_BIND:-127.0.0.1}:3000:3000"
-    assert all("ports" not in service for name, service in compose["services"].items() if name != "webserver")
+    assert compose["services"]["dashboard"]["ports"] == ["${WAREHOUSE_UI_BIND:-127.0.0.1}:8590:8590"]
+    assert all("ports" not in service for name, service in compose["services"].items()
+               if name not in ("webserver", "dashboard"))
 
 
 def test_dagster_yaml_keeps_storage_in_postgres():
