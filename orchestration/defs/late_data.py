@@ -9,7 +9,7 @@ RAW_EVENTS = dg.AssetKey(["raw", "usage_events"])
 REASON_TAG = "warehouse/reason"
 
 late_event_refresh_job = dg.define_asset_job(
-    "late_event_refresh_job", tags=DBT_RUN_TAGS,
+    "late_event_refresh_job", tags=DBT_RUN_TAGS, executor_def=dg.in_process_executor,  # as hourly_usage_job
     selection=dg.AssetSelection.groups(*TRANSFORM_GROUPS),
     description="Rebuild the rollups of hours that late events were added to (requested by late_event_sensor).",
 )

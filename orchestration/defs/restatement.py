@@ -11,7 +11,7 @@ from orchestration.defs.reference import CATALOG, FILES
 from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG
 
 cost_restatement_job = dg.define_asset_job(
-    "cost_restatement_job", tags=DBT_RUN_TAGS,
+    "cost_restatement_job", tags=DBT_RUN_TAGS, executor_def=dg.in_process_executor,  # as hourly_usage_job
     selection=build_dbt_asset_selection([usage_marts], dbt_select="fct_event_costs+")
     | dg.AssetSelection.assets(["marts", "publication"]),
     description="Reprice the events of the requested event hours and rebuild the cost marts above them "
