@@ -149,9 +149,9 @@ def run_job(env: dict, job: str, tags: dict[str, str]) -> dict:
         [run] = instance.get_run_records(dg.RunsFilter(job_name=job), limit=1)
         if run.dagster_run.status != dg.DagsterRunStatus.SUCCESS or done.returncode != 0:
             sys.exit(f"[bench] {job} failed ({run.dagster_run.run_id}): {done.stderr.strip()[-800:]}")
-        steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.dagster_run.run_id)
-                 if s.start_time and s.end_time}
-        first = min(s.start_time for s in instance.get_run_step_stats(run.dagster_run.run_id) if s.start_time)
+        stats = instance.get_run_step_stats(run.dagster_run.run_id)
+    steps = {s.step_key: s.end_time - s.start_time for s in stats if s.start_time and s.end_time}
+    first = min(s.start_time for s in stats if s.start_time)
     return {"wall": ended - began, "start-up": first - began, "steps": steps}
 
 

@@ -65,6 +65,22 @@ def query(dsn: str, sql: str, params=()) -> list[tuple]:
         conn.close()
 
 
+def landed_events(root: Path) -> list[dict]:
+    """Every line of the generated landing files under `root`, parsed (the independent side of a test)."""
+    import gzip
+    import json
+
+    return [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
+            for line in gzip.open(path, "rt").read().splitlines()]
+
+
+def event_day(event: dict):
+    """The UTC day of an event's time."""
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(event["event_time"]).astimezone(UTC).date()
+
+
 def landing_dir() -> Path:
     return Path(os.environ["WAREHOUSE_LANDING_DIR"])
 

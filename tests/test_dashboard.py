@@ -4,9 +4,6 @@ its refusal to write, and clear errors for a bad spec or request."""
 
 from __future__ import annotations
 
-import gzip
-import json
-import math
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -20,7 +17,8 @@ import pytest
 from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
 from tests.browser import rendered_dom
-from tests.conftest import query, run_hours
+from tests.conftest import landed_events, query, run_hours
+from tests.test_performance import percentile_cont
 
 pytestmark = pytest.mark.db
 
@@ -52,8 +50,7 @@ def served(server_dsn, dbt_manifest, tmp_path_factory):
     board = Dashboard(SPEC, login_dsn(dsn, "finance_reader", "finance-pw"), "finance_reader")
     site = server(board, 0)
     threading.Thread(target=site.serve_forever, daemon=True).start()
-    events = [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
-              for line in gzip.open(path, "rt").read().splitlines()]
+    events = landed_events(root)
     yield dsn, f"http://127.0.0.1:{site.server_port}", events, board
     site.shutdown()
     mp.undo()
@@ -66,13 +63,6 @@ def figure(dom: str, name: str) -> str:
 
 def number(text: str) -> float:
     return float(text.replace("$", "").replace(",", "").replace("%", ""))
-
-
-def percentile_cont(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def shown_events(dom: str, events: list[dict], org: str | None = None) -> list[dict]:

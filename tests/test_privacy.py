@@ -18,17 +18,13 @@ import pytest
 
 from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
-from tests.conftest import landing_dir, query, run_hours
+from tests.conftest import event_day, landed_events, landing_dir, query, run_hours
 
 pytestmark = pytest.mark.db
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 DAY_TWO = START + timedelta(days=1)
 ORG = "org_acme"
-
-
-def day_of(event: dict):
-    return datetime.fromisoformat(event["event_time"]).astimezone(UTC).date()
 
 
 def traces(dsn: str, user_id: str) -> dict[str, int]:
@@ -60,14 +56,13 @@ def erased(server_dsn, dbt_manifest, tmp_path_factory):
                         }.items():
         mp.setenv(name, value)
     generate(root, START, 2, 1500, seed=8, defects=Defects(0, 0, 0, 0))
-    events = [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
-              for line in gzip.open(path, "rt").read().splitlines()]
-    on_both_days = {e["user_id"] for e in events if day_of(e) == START.date()} & {
-        e["user_id"] for e in events if day_of(e) == DAY_TWO.date()}
+    events = landed_events(root)
+    on_both_days = {e["user_id"] for e in events if event_day(e) == START.date()} & {
+        e["user_id"] for e in events if event_day(e) == DAY_TWO.date()}
     victim = Counter(e["user_id"] for e in events if e["org_id"] == ORG and e["user_id"] in on_both_days
                      ).most_common(1)[0][0]
     # a line of the victim's that breaks the contract: quarantined, with their id in its raw text
-    bad = dict(next(e for e in events if e["user_id"] == victim and day_of(e) == DAY_TWO.date()),
+    bad = dict(next(e for e in events if e["user_id"] == victim and event_day(e) == DAY_TWO.date()),
                event_id="bad-line-of-the-victim", latency_ms=-1)
     hour = datetime.fromisoformat(bad["event_time"]).astimezone(UTC)
     folder = root / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
@@ -95,13 +90,13 @@ def test_no_trace_of_the_user_remains_anywhere(erased):
     assert traces(dsn, victim) == {}
     # the search has teeth: another user of the org is found in raw, staging and the marts
     other = next(e["user_id"] for e in events if e["org_id"] == ORG and e["user_id"] != victim
-                 and day_of(e) == DAY_TWO.date())
+                 and event_day(e) == DAY_TWO.date())
     assert {"raw.usage_events", "staging.stg_usage__events", "marts.fct_cost_daily"} <= set(traces(dsn, other))
 
 
 def test_rollups_are_recomputed_without_the_user_where_raw_holds_their_events(erased):
     dsn, events, victim, _ = erased
-    kept = [e for e in events if day_of(e) == DAY_TWO.date() and e["user_id"] != victim]
+    kept = [e for e in events if event_day(e) == DAY_TWO.date() and e["user_id"] != victim]
     requests, users = Counter(e["org_id"] for e in kept), defaultdict(set)
     for e in kept:
         users[e["org_id"]].add(e["user_id"])
@@ -125,7 +120,7 @@ def test_older_rollups_keep_their_numbers_under_an_anonymous_id(erased):
     [(erasure_id, reference, raw_events, quarantined, rebuilt)] = query(
         dsn, "select erasure_id, reference, raw_events, quarantined_lines, rebuilt_at is not null from audit.erasures")
     assert (reference, quarantined, rebuilt) == ("DSR-1042", 1, True)
-    assert raw_events == sum(1 for e in events if e["user_id"] == victim and day_of(e) == DAY_TWO.date())
+    assert raw_events == sum(1 for e in events if e["user_id"] == victim and event_day(e) == DAY_TWO.date())
     day = START.date()
     after = dict(((d, o), (int(r), int(t))) for d, o, r, t in query(
         dsn, """select day_utc, org_id, sum(requests), sum(input_tokens) from marts.fct_usage_daily
@@ -134,7 +129,7 @@ def test_older_rollups_keep_their_numbers_under_an_anonymous_id(erased):
     token = f"erased-{erasure_id}"
     [(requests,)] = query(dsn, "select sum(requests)::bigint from marts.fct_cost_daily where day_utc = %s "
                                "and user_id = %s", (day, token))
-    assert requests == sum(1 for e in events if e["user_id"] == victim and day_of(e) == day)
+    assert requests == sum(1 for e in events if e["user_id"] == victim and event_day(e) == day)
     assert dict(query(dsn, "select org_id, sum(requests)::bigint from marts.fct_cost_daily where day_utc = %s "
                            "group by 1", (day,))) == {o: r for (d, o), (r, _) in after.items()}
     [(monthly,)] = query(dsn, "select count(*) from marts.fct_top_users_monthly where user_id = %s", (token,))
@@ -161,8 +156,7 @@ def test_user_ids_are_stored_as_keyed_hashes_and_erased_by_the_real_id(warehouse
     key = "a-test-key-not-a-secret"
     monkeypatch.setenv("WAREHOUSE_PSEUDONYMISE_KEY", key)
     generate(landing_dir(), START, 1, 480, seed=3, defects=Defects(0, 0, 0, 0))
-    events = [json.loads(line) for path in sorted(landing_dir().rglob("*.jsonl.gz"))
-              for line in gzip.open(path, "rt").read().splitlines()]
+    events = landed_events(landing_dir())
     conn = connect(warehouse)
     try:
         for hour in range(3):

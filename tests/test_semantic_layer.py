@@ -5,9 +5,6 @@ reads the published marts, not a run's rows waiting for their gates in schema bu
 from __future__ import annotations
 
 import csv
-import gzip
-import json
-import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +13,8 @@ import pytest
 
 from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
-from tests.conftest import query, run_hours
+from tests.conftest import event_day, landed_events, query, run_hours
+from tests.test_performance import percentile_cont
 
 pytestmark = pytest.mark.db
 
@@ -38,8 +36,7 @@ def loaded(server_dsn, dbt_manifest, tmp_path_factory):
     assert materialize_reference(instance).success
     assert run_hours(START, START + timedelta(days=DAYS) - timedelta(hours=1), instance).success
     assert materialize_reports(instance).success
-    events = [json.loads(line) for path in sorted(root.rglob("*.jsonl.gz"))
-              for line in gzip.open(path, "rt").read().splitlines()]
+    events = landed_events(root)
     yield dsn, events, tmp_path_factory.mktemp("metrics")
     mp.undo()
 
@@ -53,22 +50,11 @@ def metrics(out_dir, metric_names: str, group_by: str) -> list[dict]:
     return list(csv.DictReader(out.open()))
 
 
-def day_of(event: dict):
-    return datetime.fromisoformat(event["event_time"]).astimezone(UTC).date()
-
-
-def percentile_cont(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def test_requests_errors_tokens_and_cost_by_day_and_org(loaded):
     dsn, events, out = loaded
     files = defaultdict(lambda: [0, 0, 0])
     for e in events:
-        counts = files[(day_of(e).isoformat(), e["org_id"])]
+        counts = files[(event_day(e).isoformat(), e["org_id"])]
         counts[0] += 1
         counts[1] += e["status"] == "error"
         counts[2] += (e["input_tokens"] or 0) + (e["output_tokens"] or 0)
@@ -90,7 +76,7 @@ def test_latency_percentiles_are_exact_over_the_events(loaded):
     _, events, out = loaded
     latencies = defaultdict(list)
     for e in events:
-        latencies[(day_of(e).isoformat(), e["model"])].append(e["latency_ms"])
+        latencies[(event_day(e).isoformat(), e["model"])].append(e["latency_ms"])
     rows = metrics(out, "latency_p50_ms,latency_p95_ms", "metric_time__day,request__model")
     assert {(r["metric_time__day"][:10], r["request__model"]) for r in rows} == set(latencies)
     for r in rows:
@@ -103,7 +89,7 @@ def test_active_users_per_day_and_the_last_day_of_a_month(loaded):
     _, events, out = loaded
     users = defaultdict(set)
     for e in events:
-        users[(day_of(e), e["org_id"])].add(e["user_id"])
+        users[(event_day(e), e["org_id"])].add(e["user_id"])
     days = sorted({day for day, _ in users})
     orgs = {org for _, org in users}
     last = days[-1]
