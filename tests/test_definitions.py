@@ -134,7 +134,7 @@ def test_cost_marts_read_prices_from_the_reference_group(repo):
 def test_dbt_window_vars_are_the_partition_window():
     from datetime import UTC, datetime
 
-    from orchestration.defs.dbt import window_vars
+    from orchestration.defs.dbt import window_env, window_vars
 
     start, end = datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 6, tzinfo=UTC)
     assert window_vars(start, end) == {"min_date": "2026-03-01T05:00:00+00:00",
@@ -143,6 +143,26 @@ def test_dbt_window_vars_are_the_partition_window():
     assert window_vars(start, end, "prices-7-x") == {
         "min_date": "2026-03-01T05:00:00+00:00", "max_date": "2026-03-01T06:00:00+00:00",
         "window_kind": "event", "restatement_id": "prices-7-x"}
+    # dbt reads it from the environment (macros/run_window.sql): as --vars, each new hour reparsed the project
+    assert window_env(window_vars(start, end)) == {"WAREHOUSE_DBT_MIN_DATE": "2026-03-01T05:00:00+00:00",
+                                                   "WAREHOUSE_DBT_MAX_DATE": "2026-03-01T06:00:00+00:00"}
+
+
+def test_dbt_calls_skip_the_version_process_and_the_adapter_load():
+    """WarehouseDbtCli replaces two private parts of dagster-dbt's resource: an upgrade that renames or
+    reshapes them fails here, not silently in every run."""
+    import inspect
+    import subprocess
+
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.dbt_project import DBT_EXECUTABLE, SKIPPED_START_UP, dbt_resource
+
+    for name in SKIPPED_START_UP:
+        assert hasattr(DbtCliResource, name), f"dagster-dbt has no {name} now: review WarehouseDbtCli"
+    assert list(inspect.signature(DbtCliResource._initialize_dbt_core_adapter).parameters) == ["self", "args"]
+    printed = subprocess.run([DBT_EXECUTABLE, "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"installed: {dbt_resource()._cli_version}" in printed
 
 
 def test_late_hours_are_grouped_into_contiguous_runs():

@@ -217,6 +217,20 @@ def test_rematerializing_changes_nothing(loaded):
         assert after[table] == before[table], table
 
 
+def test_a_run_after_a_run_does_not_parse_the_dbt_project_again(loaded):
+    """dbt parses the whole project when the project, its database or its --vars change (5 s a run); the
+    window of an hourly run is not a var, so the next run on the same warehouse reuses the last parse."""
+    from orchestration.dbt_project import warehouse_dbt_project
+
+    for hour in (START + timedelta(hours=5), START + timedelta(hours=6)):  # the second reuses the first's parse
+        assert run_hours(hour, hour).success
+    target = warehouse_dbt_project.project_dir / warehouse_dbt_project.target_path
+    newest = max(target.glob("usage_marts-*/dbt.log"), key=lambda p: p.stat().st_mtime)
+    events = {json.loads(line)["info"]["name"] for line in newest.read_text().splitlines() if line.startswith("{")}
+    assert "UnableToPartialParse" not in events
+    assert events & {"PartialParsingEnabled", "PartialParsingSkipParsing"}
+
+
 def test_failed_suite_stops_before_dbt_and_marts_keep_their_rows(loaded):
     dsn, root, _, _ = loaded
     before = snapshot(dsn)

@@ -1,10 +1,10 @@
-{#- Hooks of fct_event_costs for a price restatement (var restatement_id set, window_kind 'event'):
+{#- Hooks of fct_event_costs for a price restatement (run_window restatement_id set, window_kind 'event'):
     before the rebuild, record the cost per UTC day, org and model of the restated hours; after it,
     the new cost and the delta. Groups whose cost and unpriced count did not change are dropped, so
     the ledger lists exactly what the restatement changed. Both run in the model's transaction. -#}
 
 {% macro cost_ledger_before() -%}
-    {%- if var('restatement_id', '') != '' and is_incremental() -%}
+    {%- if run_window('restatement_id', '') != '' and is_incremental() -%}
     create table if not exists audit.cost_restatements (
         restatement_id text not null,
         restated_at timestamptz not null default now(),
@@ -19,27 +19,27 @@
         new_unpriced_requests bigint,
         primary key (restatement_id, day_utc, org_id, provider, model)
     );
-    delete from audit.cost_restatements where restatement_id = '{{ var("restatement_id") }}';
+    delete from audit.cost_restatements where restatement_id = '{{ run_window("restatement_id") }}';
     insert into audit.cost_restatements
         (restatement_id, day_utc, org_id, provider, model, old_cost_usd, old_unpriced_requests)
-    select '{{ var("restatement_id") }}', day_utc, org_id, provider, model,
+    select '{{ run_window("restatement_id") }}', day_utc, org_id, provider, model,
            coalesce(sum(cost_usd), 0), count(*) filter (where price_id is null)
     from {{ this }}
-    where event_hour >= '{{ var("min_date") }}'::timestamptz
-      and event_hour < '{{ var("max_date") }}'::timestamptz
+    where event_hour >= '{{ run_window("min_date") }}'::timestamptz
+      and event_hour < '{{ run_window("max_date") }}'::timestamptz
     group by day_utc, org_id, provider, model
     {%- endif %}
 {%- endmacro %}
 
 {% macro cost_ledger_after() -%}
-    {%- if var('restatement_id', '') != '' and is_incremental() -%}
-    {%- set rid = var("restatement_id") -%}
+    {%- if run_window('restatement_id', '') != '' and is_incremental() -%}
+    {%- set rid = run_window("restatement_id") -%}
     create temporary table restated_costs on commit drop as
     select day_utc, org_id, provider, model,
            coalesce(sum(cost_usd), 0) as cost_usd, count(*) filter (where price_id is null) as unpriced
     from {{ this }}
-    where event_hour >= '{{ var("min_date") }}'::timestamptz
-      and event_hour < '{{ var("max_date") }}'::timestamptz
+    where event_hour >= '{{ run_window("min_date") }}'::timestamptz
+      and event_hour < '{{ run_window("max_date") }}'::timestamptz
     group by day_utc, org_id, provider, model;
     insert into audit.cost_restatements
         (restatement_id, day_utc, org_id, provider, model, old_cost_usd, old_unpriced_requests)

@@ -20,9 +20,9 @@
             {%- if node.config.materialized == 'incremental' -%}
                 {%- set found.scope = "built_at >= '" ~ invocation_started_in_database() ~ "'::timestamptz" -%}
             {%- elif node.name == 'stg_usage__events' -%}
-                {%- set column = 'event_hour' if var('window_kind', 'landing') == 'event' else 'landing_hour' -%}
-                {%- set found.scope = column ~ " >= '" ~ var('min_date') ~ "'::timestamptz and " ~ column ~ " < '"
-                                ~ var('max_date') ~ "'::timestamptz" -%}
+                {%- set column = 'event_hour' if run_window('window_kind', 'landing') == 'event' else 'landing_hour' -%}
+                {%- set found.scope = column ~ " >= '" ~ run_window('min_date') ~ "'::timestamptz and " ~ column ~ " < '"
+                                ~ run_window('max_date') ~ "'::timestamptz" -%}
             {%- endif -%}
         {%- endfor -%}
         {%- set where = where | replace('__this_run__', found.scope or 'true') -%}

@@ -24,7 +24,7 @@ from dagster_dbt.asset_utils import (
 )
 
 from orchestration.check_history import record_check
-from orchestration.dbt_project import prepare_manifest, warehouse_dbt_project
+from orchestration.dbt_project import keep_partial_parse, prepare_manifest, warehouse_dbt_project
 from orchestration.partitions import hourly_partitions
 from orchestration.publication import (
     BUILD_SCHEMA,
@@ -39,6 +39,7 @@ from orchestration.publication import (
 from orchestration.resources import WarehouseResource
 
 RESTATEMENT_TAG = "warehouse/restatement_id"
+WINDOW_NAMES = dict.fromkeys(("min_date", "max_date", "window_kind", "restatement_id"), "")
 SAMPLE_ROWS = 5
 
 
@@ -49,6 +50,12 @@ def window_vars(start: datetime, end: datetime, restatement_id: str | None = Non
     if restatement_id:
         window |= {"window_kind": "event", "restatement_id": restatement_id}
     return window
+
+
+def window_env(window: dict[str, str]) -> dict[str, str]:
+    """The window as the environment dbt reads it in (macros/run_window.sql): as --vars, a new window each hour
+    made dbt parse the whole project again (5 s of every run, bench/RESULTS.md)."""
+    return {f"WAREHOUSE_DBT_{name.upper()}": value for name, value in window.items()}
 
 
 DEFAULT_OWNERS = ["team:data-platform"]  # a model's dbt meta (dagster: owners) names others
@@ -119,8 +126,7 @@ def warehouse_dbt_assets(*, select: str = "fqn:*", exclude: str = "", name: str,
 def usage_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_time_window
     restatement_id = context.run.tags.get(RESTATEMENT_TAG)
-    args = ["build", "--vars", json.dumps(window_vars(window.start, window.end, restatement_id))]
-    yield from run_dbt(context, dbt, warehouse, args)
+    yield from run_dbt(context, dbt, warehouse, ["build"], window_vars(window.start, window.end, restatement_id))
 
 
 @warehouse_dbt_assets(select="tag:reports", name="cost_reports")
@@ -138,10 +144,11 @@ def cost_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehou
 
 
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-            args: list[str]) -> Iterator:
+            args: list[str], window: dict[str, str] | None = None) -> Iterator:
     """Take schema build for this run (waiting for a run between its dbt and its publication), undo what
-    an earlier, stopped run left there, run dbt, keep every test result."""
+    an earlier, stopped run left there, run dbt (over `window`, see window_vars), keep every test result."""
     os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
+    os.environ.update(window_env(window or {}))  # dbt inherits this process's environment
     conn = warehouse.connect()
     try:
         acquire_build(conn, Holder.this_run(context.run.run_id), lambda run_id: _finished(context, run_id),
@@ -155,11 +162,14 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
             yield with_row_count(context, conn, event)
         results = invocation.get_artifact("run_results.json")["results"]
         manifest = invocation.manifest
+        keep_partial_parse(invocation.target_path)
         prune_dbt_targets(invocation.target_path.parent)
         yield from _unit_test_results(context, manifest, results)
         failures = _record_tests(context, conn, manifest, results)
     finally:
         conn.close()
+        for name in window_env(WINDOW_NAMES):  # no later dbt of this process (by hand, a report) sees the window
+            os.environ.pop(name, None)
     if not invocation.is_successful():
         broken = [r["unique_id"].split(".")[-1] for r in results
                   if r["status"] == "error" and not r["unique_id"].startswith(("test.", "unit_test."))]

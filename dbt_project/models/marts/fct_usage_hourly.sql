@@ -14,7 +14,7 @@
 -- depends_on: {{ ref('stg_usage__events') }}
 -- Requests, tokens, errors and latency per UTC hour, org, service, provider and model.
 -- An incremental run recomputes whole hours: every hour touched by an event that landed in the
--- run's window (vars min_date/max_date), so a late event refreshes the hour it belongs to.
+-- run's window (run_window: min_date/max_date), so a late event refreshes the hour it belongs to.
 
 with
 
