@@ -18,7 +18,7 @@ from ingestion.synthetic import landing_path
 from orchestration.runs import materialize_reference, materialize_reports
 from tests.conftest import query, run_hours
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from ingestion.schema import ensure_day_partition, ensure_schema
 from orchestration.database import cursor
 from tests.conftest import query
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)
 
 
 def add_event(dsn: str, event_id: str, event_time: datetime) -> None:
