@@ -10,6 +10,7 @@ unit, is a Dagster asset check on the model it tests, and its result is kept in 
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ from orchestration.publication import (
 from orchestration.resources import WarehouseResource
 
 RESTATEMENT_TAG = "warehouse/restatement_id"
-WINDOW_NAMES = dict.fromkeys(("min_date", "max_date", "window_kind", "restatement_id"), "")
 SAMPLE_ROWS = 5
 
 
@@ -148,7 +148,6 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     """Take schema build for this run (waiting for a run between its dbt and its publication), undo what
     an earlier, stopped run left there, run dbt (over `window`, see window_vars), keep every test result."""
     os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
-    os.environ.update(window_env(window or {}))  # dbt inherits this process's environment
     conn = warehouse.connect()
     try:
         acquire_build(conn, Holder.this_run(context.run.run_id), lambda run_id: _finished(context, run_id),
@@ -157,7 +156,8 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         if restored:
             context.log.warning("an earlier run stopped before publishing; put back the published rows of "
                                 + ", ".join(f"{k} ({v:,} rows)" for k, v in restored.items()))
-        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        with _in_environment(window_env(window or {})):  # dbt's process inherits it when it starts, here
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
         for event in invocation.stream():
             yield with_row_count(context, conn, event)
         results = invocation.get_artifact("run_results.json")["results"]
@@ -168,14 +168,24 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         failures = _record_tests(context, conn, manifest, results)
     finally:
         conn.close()
-        for name in window_env(WINDOW_NAMES):  # no later dbt of this process (by hand, a report) sees the window
-            os.environ.pop(name, None)
     if not invocation.is_successful():
         broken = [r["unique_id"].split(".")[-1] for r in results
                   if r["status"] == "error" and not r["unique_id"].startswith(("test.", "unit_test."))]
         raise dg.Failure(description="; ".join(
             failures + [f"dbt model {name} failed to build (see the dbt log above)" for name in broken])
             or "dbt failed; see its log above")
+
+
+@contextmanager
+def _in_environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in this process's environment while the block runs, then gone: no later dbt of this process
+    (a report, one run by hand) sees a run's window."""
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name in values:
+            os.environ.pop(name, None)
 
 
 def with_row_count(context, conn, event):
