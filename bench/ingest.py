@@ -3,8 +3,9 @@
     .venv/bin/python bench/ingest.py [--events 1000000] [--runs 3]
 
 1. Generates the events once (seeded) into a temporary landing zone.
-2. Baseline: the valid rows, already rendered in COPY text format, copied into a bare table with
-   a primary key on event_id (no parsing, no validation, no deduplication).
+2. Baselines: the valid rows, already rendered in COPY text format, copied into a bare table with
+   a primary key on event_id (no parsing, no validation, no deduplication): by one COPY, and by two
+   COPYs side by side (half the rows each, two connections): the floor on a machine with two cores.
 3. Ingest: the real loader (ingestion.parallel.load_hours) over every landing hour, in a fresh
    child process so its peak RSS is its own: once with one worker (files one after another in
    one process) and once with --workers processes loading files side by side. Baseline and the
@@ -137,6 +138,33 @@ def plain_copy(dsn: str, payload: bytes) -> tuple[float, float | None]:
     return seconds, cpu
 
 
+def two_copies(dsn: str, payload: bytes) -> float:
+    """Seconds for the rows in two halves, each by a COPY of its own on its own connection, side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lines = payload.splitlines(keepends=True)
+    halves = [b"".join(lines[: len(lines) // 2]), b"".join(lines[len(lines) // 2:])]
+    conn = connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("drop schema if exists bench cascade; create schema bench")
+        columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
+        cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
+    conn.close()
+    conns = [connect(dsn) for _ in halves]
+
+    def copy(conn, half: bytes) -> None:  # psycopg2 lets go of the GIL while the server works
+        with conn, conn.cursor() as cur:
+            cur.copy_expert(f"copy bench.plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(half))
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(len(halves)) as pool:
+        list(pool.map(copy, conns, halves))
+    seconds = time.perf_counter() - began
+    for conn in conns:
+        conn.close()
+    return seconds
+
+
 def ingest(dsn: str, landing: Path, hours: int, workers: int) -> dict:
     run = subprocess.run([sys.executable, "-c", CHILD, dsn, str(landing), START.isoformat(), str(hours), str(workers)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
@@ -163,21 +191,24 @@ def main() -> None:
             lines = generate(landing, START, days, args.events // days, seed=5).lines
             print(f"generated {lines:,} lines in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         payload, rows = copy_text(landing)
-        baseline, baseline_cpu = [], []
+        baseline, baseline_cpu, pairs = [], [], []
         runs: dict[int, list[dict]] = {1: [], args.workers: []}
         for run in range(args.runs):  # in rounds: a drift of the machine's speed hits every side alike
             seconds, cpu = plain_copy(dsn, payload)
             baseline.append(seconds)
             baseline_cpu.append(cpu)
+            pairs.append(two_copies(dsn, payload))
             for workers, done in runs.items():
                 done.append(ingest(dsn, landing, days * 24, workers))
-            print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, ingest "
+            print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, two COPYs {pairs[-1]:.2f} s, ingest "
                   + ", ".join(f"{w} worker(s) {done[-1]['seconds']:.2f} s" for w, done in runs.items()),
                   file=sys.stderr)
     copy_s = statistics.median(baseline)
     print(f"{'measure':<46} {'median':>12}   ({args.runs} runs, {lines:,} lines, {rows:,} valid rows)")
     print(f"{'plain COPY, bare table with PK':<46} {copy_s:>10.2f} s   {rows / copy_s:>10,.0f} rows/s")
     print(f"{'plain COPY CPU: server':<46} {cpu_seconds(baseline_cpu)}")
+    pair_s = statistics.median(pairs)
+    print(f"{'two plain COPYs side by side (half each)':<46} {pair_s:>10.2f} s   {rows / pair_s:>10,.0f} rows/s")
     for workers, done in runs.items():
         ingest_s = statistics.median(r["seconds"] for r in done)
         pair_ratio = statistics.median(r["seconds"] / c for r, c in zip(done, baseline, strict=True))
@@ -186,6 +217,8 @@ def main() -> None:
               f"{lines / ingest_s:>10,.0f} events/s")
         print(f"{'  ratio ingest / plain COPY':<46} {ingest_s / copy_s:>12.2f}")
         print(f"{'  median ratio of the rounds':<46} {pair_ratio:>12.2f}")
+        two_ratio = statistics.median(r["seconds"] / c for r, c in zip(done, pairs, strict=True))
+        print(f"{'  ratio ingest / two COPYs (rounds median)':<46} {two_ratio:>12.2f}")
         print(f"{'  peak RSS':<46} {statistics.median(r['rss_mb'] for r in done):>9.0f} MB")
         # which half sets the pace: the loader's processes (read, check, send) or the server storing the rows
         print(f"{'  CPU: loader processes':<46} {statistics.median(r['cpu'] for r in done):>10.2f} s")
@@ -193,6 +226,7 @@ def main() -> None:
         singles = " ".join(f"{r['seconds']:.2f}" for r in done)
         print(f"{'  single runs':<46} {singles} s")
     print(f"{'single runs: plain COPY':<46} {' '.join(f'{s:.2f}' for s in baseline)} s")
+    print(f"{'single runs: two COPYs':<46} {' '.join(f'{s:.2f}' for s in pairs)} s")
 
 
 def cpu_seconds(values: list[float | None]) -> str:

@@ -5,7 +5,6 @@ import dagster as dg
 
 from orchestration.defs.dbt import MANIFEST, usage_marts
 from orchestration.defs.quality import GATES
-from orchestration.partitions import hourly_partitions
 from orchestration.publication import marts_in_manifest, publish, release_build
 from orchestration.resources import WarehouseResource
 
@@ -19,8 +18,6 @@ GATED_KEYS = sorted({*usage_marts.keys, *(gate.asset for gate in GATES)}, key=la
     key=["marts", "publication"],
     group_name="publication",
     deps=GATED_KEYS,
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"postgres"},
     description="Copies the mart rows this run rebuilt (schema build) into schema marts, which BI reads, in one "
     "transaction. It runs only when every blocking check of the run passed, so a failed gate leaves the "

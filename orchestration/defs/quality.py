@@ -16,11 +16,12 @@ import dagster as dg
 from ingestion.release import SHARE_MIN_ROWS
 from orchestration.check_history import record_check
 from orchestration.database import sqlalchemy_url
-from orchestration.partitions import hourly_partitions
+from orchestration.partitions import RunHours, hourly_partitions, run_hours_of
 from orchestration.resources import WarehouseResource
 from orchestration.settings import Settings
 
 # rows a mart suite checks: those dbt rebuilt since the last publication (what publishing would copy)
+RAW_EVENTS = dg.AssetKey(["raw", "usage_events"])
 UNPUBLISHED = "built_at > (select coalesce(max(published_at), '-infinity') from audit.publications)"
 
 
@@ -35,6 +36,11 @@ class Gate:
     landing_hours: str
     fix: str  # what to do when it fails; {hours} is the run's landing hours, as `warehouse release` takes them
     detail: Callable[[object, datetime, datetime, Settings], str] | None = None  # what failed, found in the database
+
+    @property
+    def partitioned(self) -> bool:
+        """Only raw/usage_events is partitioned by landing hour (see orchestration/partitions.RunHours)."""
+        return self.asset == RAW_EVENTS
 
 
 def _raw_rows(start: datetime, end: datetime) -> str:
@@ -159,14 +165,18 @@ GATES = (
 def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     from expectations.runner import run_suite
 
-    window = context.partition_time_window
+    run = run_hours_of(context)
+    if run is None:
+        raise dg.Failure(description=f"{gate.suite}_suite judges landing hours: launch hourly_usage_job with a "
+                         "partition or a range of partitions, not the check alone")
+    window = run.window
     settings = warehouse.settings
     parameters = {**contract_parameters(), **gate.parameters(settings)}
     if "max_hours_before_landing" in parameters:  # an import's own lateness window, as its loader used
         from orchestration.defs.ingestion import run_lateness
 
         parameters["max_hours_before_landing"] = run_lateness(context.run.tags, settings).total_seconds() / 3600
-    partition = _partition_label(context)
+    partition = run.label
     outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
                         parameters=parameters, docs_dir=run_docs_dir(settings, context.run.run_id, partition))
     failed = outcome.failed_critical + outcome.failed_warning
@@ -179,10 +189,10 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
     try:
         if outcome.failed_critical:
             detail = gate.detail(conn, window.start, window.end, settings) if gate.detail else ""
-            summary += (f"; {detail}" if detail else "") + f". To fix: {gate.fix.format(hours=_hours_arg(context))}"
+            summary += (f"; {detail}" if detail else "") + f". To fix: {gate.fix.format(hours=_hours_arg(run))}"
         if outcome.failed_critical:
             context.log.error(f"{gate.suite} failed on partition {partition}: {summary}")
-        keys = hourly_partitions.get_partition_keys_in_range(context.partition_key_range)
+        keys = run.keys
         hours = _per_hour(gate, conn, warehouse, keys, outcome, parameters) if len(keys) > 1 else {}
         if gate.landing_hours == "decides" or (gate.landing_hours == "fails" and not outcome.passed):
             if hours and gate.landing_hours:  # each hour by its own rows: a bad hour does not fail its neighbours
@@ -192,8 +202,9 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
                                           passed=not hour.failed_critical, run_id=context.run.run_id)
             else:
                 _set_landing_gate(conn, window, passed=outcome.passed, run_id=context.run.run_id)
-        for key, hour in hours.items():  # the UI's partition view: passed or failed hour by hour
-            context.op_execution_context.log_event(hour.evaluation(gate, key))
+        for key, hour in hours.items():
+            if gate.partitioned:  # the UI's partition view of raw/usage_events: passed or failed hour by hour
+                context.op_execution_context.log_event(hour.evaluation(gate, key))
             record_check(conn, check_name=f"{gate.suite}_suite", asset_key=gate.asset.to_user_string(),
                          partition=key, success=hour.passed, severity=hour.severity, observed=hour.observed,
                          run_id=context.run.run_id, summary=hour.summary)
@@ -247,18 +258,13 @@ def _per_hour(gate: Gate, conn, warehouse: WarehouseResource, keys: list[str], o
     """Each hour's result in a run of many. The raw and staging suites judge rows of landing hours: when the
     run's rows pass, every hour passed; when they fail, each hour with rows is validated on its own, so the
     failure lands on the hours whose rows fail. The mart suites judge the rows the run rebuilt, which are not
-    one landing hour's: every hour gets the run's result."""
+    one landing hour's: they have the run's result only."""
     from expectations.runner import run_suite
 
+    if not gate.landing_hours:
+        return {}
     first = hourly_partitions.time_window_for_partition_key(keys[0]).start
     last = hourly_partitions.time_window_for_partition_key(keys[-1]).end
-    if not gate.landing_hours:
-        failed = outcome.failed_critical + outcome.failed_warning
-        summary = "the run's rebuilt rows, all its hours together: " + (
-            "; ".join(o.describe() for o in failed) or f"all {len(outcome.outcomes)} expectations passed")
-        result = HourResult(not failed, len(outcome.failed_critical), -1, summary,
-                            {"failed": [o.__dict__ for o in failed], "scope": "run"})
-        return dict.fromkeys(keys, result)
     with conn, conn.cursor() as cur:
         cur.execute(f"select landing_hour, count(*) from ({gate.query(first, last)}) as rows group by 1")
         rows = {hourly_partitions.get_partition_key_for_timestamp(h.timestamp()): n for h, n in cur.fetchall()}
@@ -319,7 +325,8 @@ def _set_landing_gate(conn, window, passed: bool, run_id: str) -> None:
 
 def _gate_check(gate: Gate) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=gate.asset, name=f"{gate.suite}_suite", blocking=True, partitions_def=hourly_partitions,
+        asset=gate.asset, name=f"{gate.suite}_suite", blocking=True,
+        partitions_def=hourly_partitions if gate.partitioned else None,
         description=f"Great Expectations suite expectations/{gate.suite}.json. Critical expectations fail with "
         "ERROR and stop what is downstream in the run; warnings are recorded only.")
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -333,12 +340,6 @@ def _gate_check(gate: Gate) -> dg.AssetChecksDefinition:
  fct_event_costs_suite) = (_gate_check(gate) for gate in GATES)
 
 
-def _hours_arg(context) -> str:
+def _hours_arg(run: RunHours) -> str:
     """The run's landing hours as `warehouse release` takes them."""
-    keys = context.partition_key_range
-    return keys.start if keys.start == keys.end else f"--from {keys.start} --to {keys.end}"
-
-
-def _partition_label(context) -> str:
-    keys = context.partition_key_range
-    return keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
+    return run.first if run.first == run.last else f"--from {run.first} --to {run.last}"

@@ -5,7 +5,7 @@ import dagster as dg
 
 from ingestion import price_catalog
 from ingestion.reference import REFERENCE_DDL, ReferenceDataError, write_reference
-from orchestration.partitions import hourly_partitions
+from orchestration.partitions import run_hours_of
 from orchestration.resources import WarehouseResource
 
 CATALOG = dg.AssetKey(["reference", "catalog_prices"])
@@ -66,15 +66,17 @@ def reference_files(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 @dg.asset(
     key=["reference", "model_matches"],
     group_name="reference",
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey(["raw", "usage_events"]), CATALOG],
     kinds={"postgres", "python"},
     description="The catalog model of every (provider, model) pair that events of the hour carry, by "
     "genai-prices' match rules; a pair it does not know stays unpriced (null cost and a flag).",
 )
 def model_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    window = context.partition_time_window
+    hours = run_hours_of(context)
+    if hours is None:
+        raise dg.Failure(description="model matches are found for landing hours: launch hourly_usage_job with a "
+                         "partition or a range of partitions, not reference/model_matches alone")
+    window = hours.window
     conn = warehouse.connect()
     try:
         with conn, conn.cursor() as cur:
