@@ -15,7 +15,6 @@ Uses WAREHOUSE_DSN's server, or the embedded one, in scratch databases warehouse
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -28,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.hourly import copy_and_group  # noqa: E402
 from bench.ingest import copy_text, server_dsn  # noqa: E402
-from ingestion.contract import FIELD_NAMES, FIELDS  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
-from orchestration.database import connect, recreate_database, sqlalchemy_url  # noqa: E402
+from orchestration.database import recreate_database, sqlalchemy_url  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_backfill"
@@ -63,24 +62,6 @@ def backfill(server: str, landing: Path, home: Path, days: int) -> tuple[float, 
     return seconds, events
 
 
-def baseline(server: str, payload: bytes) -> float:
-    """Seconds for a plain COPY of the valid rows and one GROUP BY of them into an hourly rollup."""
-    conn = connect(recreate_database(server, DATABASE + "_baseline"))
-    with conn, conn.cursor() as cur:
-        columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
-        cur.execute(f"create table plain ({columns}, primary key (event_id))")
-    began = time.perf_counter()
-    with conn, conn.cursor() as cur:
-        cur.copy_expert(f"copy plain ({', '.join(FIELD_NAMES)}) from stdin", io.BytesIO(payload))
-        cur.execute("""create table rollup as select date_trunc('hour', event_time) as hour, org_id, provider, model,
-                              count(*) as requests, sum(input_tokens) as input_tokens,
-                              sum(output_tokens) as output_tokens
-                       from plain group by 1, 2, 3, 4""")
-    seconds = time.perf_counter() - began
-    conn.close()
-    return seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=30)
@@ -94,7 +75,7 @@ def main() -> None:
         payload, rows = copy_text(landing)
         runs, floors, counts = [], [], Counter()
         for run in range(args.runs):  # in rounds: a drift of the machine's speed hits both sides alike
-            floors.append(baseline(server, payload))
+            floors.append(copy_and_group(recreate_database(server, DATABASE + "_baseline"), payload))
             seconds, counts = backfill(server, landing, home, args.days)
             runs.append(seconds)
             print(f"run {run + 1}/{args.runs}: backfill {seconds:.1f} s, COPY + GROUP BY {floors[-1]:.2f} s",

@@ -121,13 +121,18 @@ def copy_text(landing: Path) -> tuple[bytes, int]:
     return out.getvalue().encode(), len(seen)
 
 
+def bare_table(cur, name: str = "bench.plain") -> None:
+    """The baselines' table: the contract's columns and a primary key on event_id, nothing else."""
+    columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
+    cur.execute(f"create table {name} ({columns}, primary key (event_id))")
+
+
 def plain_copy(dsn: str, payload: bytes) -> tuple[float, float | None]:
     """Seconds, and the server's CPU seconds (None if it runs elsewhere)."""
     conn = connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute("drop schema if exists bench cascade; create schema bench")
-        columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
-        cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
+        bare_table(cur)
     backend = conn.get_backend_pid()
     began, cpu_began = time.perf_counter(), server_cpu(backend)
     with conn, conn.cursor() as cur:
@@ -147,8 +152,7 @@ def two_copies(dsn: str, payload: bytes) -> float:
     conn = connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute("drop schema if exists bench cascade; create schema bench")
-        columns = ", ".join(f"{f.name} {f.sql_type}" for f in FIELDS)
-        cur.execute(f"create table bench.plain ({columns}, primary key (event_id))")
+        bare_table(cur)
     conn.close()
     conns = [connect(dsn) for _ in halves]
 

@@ -52,9 +52,20 @@ class RunHours:
 
 def run_hours_of(context) -> RunHours | None:
     """The landing hours of the run `context` belongs to (None: a run of no hours)."""
+    from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+
     tags = context.run.tags
     if "dagster/partition" in tags:
         return RunHours(tags["dagster/partition"], tags["dagster/partition"])
-    if "dagster/asset_partition_range_start" in tags:
-        return RunHours(tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+    if RANGE_START_TAG in tags:
+        return RunHours(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
     return None
+
+
+def hours_of_run(context, what: str) -> RunHours:
+    """The run's landing hours; a run of none (`what` selected alone in the UI) is stopped with what to do."""
+    hours = run_hours_of(context)
+    if hours is None:
+        raise dg.Failure(description=f"{what} is built for landing hours: launch hourly_usage_job (or "
+                         "late_event_refresh_job) with a partition or a range of partitions, not it alone")
+    return hours

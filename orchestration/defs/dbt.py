@@ -26,7 +26,7 @@ from dagster_dbt.asset_utils import (
 
 from orchestration.check_history import record_check
 from orchestration.dbt_project import keep_partial_parse, prepare_manifest, warehouse_dbt_project
-from orchestration.partitions import RunHours, run_hours_of
+from orchestration.partitions import hours_of_run, run_hours_of
 from orchestration.publication import (
     BUILD_SCHEMA,
     PUBLISHED_SCHEMA,
@@ -125,7 +125,7 @@ def warehouse_dbt_assets(*, select: str = "fqn:*", exclude: str = "", name: str,
 @warehouse_dbt_assets(exclude="tag:reports", name="usage_marts")
 def usage_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # unpartitioned, over the run's landing hours: one materialization per mart and run (see RunHours)
-    window = hours_of_run(context).window
+    window = hours_of_run(context, "each mart").window
     restatement_id = context.run.tags.get(RESTATEMENT_TAG)
     yield from run_dbt(context, dbt, warehouse, ["build"], window_vars(window.start, window.end, restatement_id))
 
@@ -142,15 +142,6 @@ def cost_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehou
     finally:
         conn.close()
     context.log.info(f"published {', '.join(f'{k} ({v:,} rows)' for k, v in copied.items())}")
-
-
-def hours_of_run(context) -> RunHours:
-    """The run's landing hours; a run of none (the marts selected alone in the UI) is stopped with what to do."""
-    hours = run_hours_of(context)
-    if hours is None:
-        raise dg.Failure(description="the marts are rebuilt for landing hours: launch hourly_usage_job (or "
-                         "late_event_refresh_job) with a partition or a range of partitions, not the marts alone")
-    return hours
 
 
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,

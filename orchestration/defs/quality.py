@@ -16,7 +16,7 @@ import dagster as dg
 from ingestion.release import SHARE_MIN_ROWS
 from orchestration.check_history import record_check
 from orchestration.database import sqlalchemy_url
-from orchestration.partitions import RunHours, hourly_partitions, run_hours_of
+from orchestration.partitions import RunHours, hourly_partitions, hours_of_run
 from orchestration.resources import WarehouseResource
 from orchestration.settings import Settings
 
@@ -165,10 +165,7 @@ GATES = (
 def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     from expectations.runner import run_suite
 
-    run = run_hours_of(context)
-    if run is None:
-        raise dg.Failure(description=f"{gate.suite}_suite judges landing hours: launch hourly_usage_job with a "
-                         "partition or a range of partitions, not the check alone")
+    run = hours_of_run(context, f"{gate.suite}_suite")
     window = run.window
     settings = warehouse.settings
     parameters = {**contract_parameters(), **gate.parameters(settings)}

@@ -5,7 +5,7 @@ import dagster as dg
 
 from ingestion import price_catalog
 from ingestion.reference import REFERENCE_DDL, ReferenceDataError, write_reference
-from orchestration.partitions import run_hours_of
+from orchestration.partitions import hours_of_run
 from orchestration.resources import WarehouseResource
 
 CATALOG = dg.AssetKey(["reference", "catalog_prices"])
@@ -72,11 +72,7 @@ def reference_files(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     "genai-prices' match rules; a pair it does not know stays unpriced (null cost and a flag).",
 )
 def model_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    hours = run_hours_of(context)
-    if hours is None:
-        raise dg.Failure(description="model matches are found for landing hours: launch hourly_usage_job with a "
-                         "partition or a range of partitions, not reference/model_matches alone")
-    window = hours.window
+    window = hours_of_run(context, "reference/model_matches").window
     conn = warehouse.connect()
     try:
         with conn, conn.cursor() as cur:
