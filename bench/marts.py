@@ -166,8 +166,9 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def warehouse(events: int, landing: Path) -> tuple[str, datetime]:
-    """A fresh warehouse holding every generated hour but the last; returns its DSN and that last hour."""
+def warehouse(events: int, landing: Path) -> tuple[str, datetime, float]:
+    """A fresh warehouse holding every generated hour but the last; returns its DSN, that last hour and
+    the seconds the loader took."""
     import dagster as dg
 
     from orchestration.runs import materialize_reference
@@ -190,11 +191,12 @@ def warehouse(events: int, landing: Path) -> tuple[str, datetime]:
             hour += timedelta(hours=1)
     finally:
         conn.close()
-    say(f"loaded {DAYS * 24 - 1} hours in {time.perf_counter() - began:.0f} s")
+    loaded = time.perf_counter() - began
+    say(f"loaded {DAYS * 24 - 1} hours in {loaded:.0f} s")
     # the raw suites are not part of this bench: mark the hours as their gate would
     execute(dsn, "update raw.landing_hours set gate_status = 'passed'; analyze raw.landing_hours")
     assert materialize_reference(dg.DagsterInstance.ephemeral(), log_level="WARNING").success
-    return dsn, last
+    return dsn, last, loaded
 
 
 def publish_all(dsn: str, target: Path) -> float:
@@ -283,10 +285,10 @@ def main() -> None:
         target = Path(tmp) / "target"
         files = args.landing_cache or Path(tmp)
         say(f"warehouse of {args.events:,} events")
-        dsn, _ = warehouse(args.events, files / f"events-{args.events}")
+        dsn, _, _ = warehouse(args.events, files / f"events-{args.events}")
         small = full_build(dsn, target, args.runs)
         say(f"warehouse of {args.large_events:,} events")
-        dsn, last = warehouse(args.large_events, files / f"events-{args.large_events}")
+        dsn, last, _ = warehouse(args.large_events, files / f"events-{args.large_events}")
         large = full_build(dsn, target, args.large_runs)
         hour = incremental(dsn, files / f"events-{args.large_events}", last, target, args.runs)
         say("dashboard queries")

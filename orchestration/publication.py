@@ -180,6 +180,9 @@ def _copy(cur, mart: Mart, source: str, target: str, since) -> int:
     cur.execute("drop table if exists pg_temp.changed_keys")
     cur.execute(f"create temp table changed_keys on commit drop as "
                 f"select distinct {keys} from {changed_in} where built_at > %s", (since,))
+    # without statistics the planner guessed 2,260 keys and sorted all 10M event costs to delete an hour's
+    # (4.4 s); analyzed, it probes the index (5 ms)
+    cur.execute("analyze changed_keys")
     match = " and ".join(f"t.{k} = c.{k}" for k in mart.keys)
     cur.execute(f"delete from {dst} as t using changed_keys as c where {match}")
     cur.execute(f"insert into {dst} select t.* from {src} as t join changed_keys as c on {match}")

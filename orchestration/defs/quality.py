@@ -162,6 +162,21 @@ GATES = (
 )
 
 
+def with_publication_time(warehouse: WarehouseResource, query: str) -> str:
+    """The query with the last publication's time written in as a literal: behind a subquery the planner
+    could not tell a run's rows from the whole mart and scanned all 10M event costs (1.4 s a suite)."""
+    if UNPUBLISHED not in query:
+        return query
+    conn = warehouse.connect()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select coalesce(max(published_at), '-infinity')::text from audit.publications")
+            since = cur.mogrify("built_at > %s::timestamptz", cur.fetchone()).decode()
+    finally:
+        conn.close()
+    return query.replace(UNPUBLISHED, since)
+
+
 def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     from expectations.runner import run_suite
 
@@ -174,7 +189,8 @@ def run_gate(gate: Gate, context: dg.AssetCheckExecutionContext, warehouse: Ware
 
         parameters["max_hours_before_landing"] = run_lateness(context.run.tags, settings).total_seconds() / 3600
     partition = run.label
-    outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), gate.query(window.start, window.end),
+    query = with_publication_time(warehouse, gate.query(window.start, window.end))
+    outcome = run_suite(gate.suite, sqlalchemy_url(warehouse.get_dsn()), query,
                         parameters=parameters, docs_dir=run_docs_dir(settings, context.run.run_id, partition))
     failed = outcome.failed_critical + outcome.failed_warning
     for o in outcome.failed_warning:

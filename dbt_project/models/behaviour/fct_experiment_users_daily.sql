@@ -21,6 +21,7 @@ events as (
         events.event_id,
         events.event_time,
         events.event_hour,
+        events.org_id,
         events.user_id,
         events.is_error,
         events.latency_ms,
@@ -42,6 +43,7 @@ day_events as (
     left join {{ ref('fct_event_costs') }} as costs
         on costs.event_id = events.event_id
        and costs.event_hour = events.event_hour
+       and costs.org_id = events.org_id  -- co-located when both are distributed by org (SCALING)
     {% if is_incremental() %}
        and {{ within_affected_days('costs.event_hour') }}  -- read only the affected days' costs
     where {{ within_affected_days('events.event_time') }}
@@ -49,33 +51,12 @@ day_events as (
 
 ),
 
-latency_buckets as (
-
-    select day_utc, experiment, variant, user_id, {{ latency_bucket('latency_ms') }} as bucket, count(*) as n
-    from day_events
-    where latency_ms is not null
-    group by 1, 2, 3, 4, 5
-
-),
-
-latency as (
+-- one pass: per user, day and latency bucket, then the buckets rolled up into the user's day
+by_bucket as (
 
     select
         day_utc, experiment, variant, user_id,
-        array_agg(bucket order by bucket) as latency_buckets,
-        array_agg(n order by bucket) as latency_counts
-    from latency_buckets
-    group by 1, 2, 3, 4
-
-),
-
-totals as (
-
-    select
-        day_utc,
-        experiment,
-        variant,
-        user_id,
+        case when latency_ms is not null then {{ latency_bucket('latency_ms') }} end as bucket,
         min(event_time) as first_seen_at,
         max(event_time) as last_seen_at,
         count(*) as requests,
@@ -84,18 +65,24 @@ totals as (
         sum(cost_usd) as cost_usd,
         sum(cost_usd * cost_usd) as cost_usd_squares
     from day_events
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
 
 )
 
 select
-    totals.*,
-    coalesce(latency.latency_buckets, '{}') as latency_buckets,
-    coalesce(latency.latency_counts, '{}') as latency_counts,
+    day_utc,
+    experiment,
+    variant,
+    user_id,
+    min(first_seen_at) as first_seen_at,
+    max(last_seen_at) as last_seen_at,
+    sum(requests)::bigint as requests,
+    sum(errors)::bigint as errors,
+    sum(priced_requests)::bigint as priced_requests,
+    sum(cost_usd) as cost_usd,
+    sum(cost_usd_squares) as cost_usd_squares,
+    coalesce(array_agg(bucket order by bucket) filter (where bucket is not null), '{}') as latency_buckets,
+    coalesce(array_agg(requests order by bucket) filter (where bucket is not null), '{}') as latency_counts,
     now() as built_at  -- publication copies the rows built since it last ran
-from totals
-left join latency
-    on latency.day_utc = totals.day_utc
-   and latency.experiment = totals.experiment
-   and latency.variant = totals.variant
-   and latency.user_id is not distinct from totals.user_id
+from by_bucket
+group by 1, 2, 3, 4

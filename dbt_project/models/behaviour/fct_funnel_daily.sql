@@ -35,9 +35,27 @@ affected_days as (
 
 events as (
 
-    select session_id, org_id, event_time, event_type, tool, action, service, model
+    -- only the events that match some step: one sort of these per run, no join (a join of each step on
+    -- the events planned as a nested loop on 10M events and ran for minutes)
+    select
+        session_id, org_id, event_time
+        {%- for funnel, steps in var('funnels').items() %}
+        {%- for step in steps %}
+        {%- if step.field not in allowed %}
+        {{ exceptions.raise_compiler_error("funnel " ~ funnel ~ " step " ~ loop.index ~ ": field must be one of " ~ allowed | join(', ') ~ ", not " ~ step.field) }}
+        {%- endif %},
+        coalesce({{ step.field }} = '{{ step.value | replace("'", "''") }}', false) as {{ funnel }}_matches_{{ loop.index }}
+        {%- endfor %}
+        {%- endfor %}
     from {{ ref('stg_usage__events') }}
     where session_id is not null
+      and (
+        {%- for funnel, steps in var('funnels').items() %}{% set outer_first = loop.first %}
+        {%- for step in steps %}
+        {{ '' if loop.first and outer_first else 'or ' }}{{ step.field }} = '{{ step.value | replace("'", "''") }}'
+        {%- endfor %}
+        {%- endfor %}
+      )
     {% if is_incremental() %}
       and event_time >= ('{{ bounds.first_day }}'::date - 1)::timestamp at time zone 'UTC'
       and event_time < ('{{ bounds.last_day }}'::date + 2)::timestamp at time zone 'UTC'
@@ -47,28 +65,34 @@ events as (
 
 {% for funnel, steps in var('funnels').items() %}
 {% for step in steps %}
-{%- if step.field not in allowed %}
-    {{ exceptions.raise_compiler_error("funnel " ~ funnel ~ " step " ~ loop.index ~ ": field must be one of " ~ allowed | join(', ') ~ ", not " ~ step.field) }}
-{%- endif %}
+-- step k is reached at the session's first event matching it after step k-1 was reached
 {{ funnel }}_step_{{ loop.index }} as (
 
-    {% if loop.first %}
-    select session_id, min(org_id) as org_id, min(event_time) as reached_at, min(event_time) as started_at
-    from events
-    where {{ step.field }} = '{{ step.value | replace("'", "''") }}'
-    group by session_id
-    {% else %}
-    select previous.session_id, previous.org_id, min(events.event_time) as reached_at, previous.started_at
-    from {{ funnel }}_step_{{ loop.index - 1 }} as previous
-    join events
-      on events.session_id = previous.session_id
-     and events.event_time > previous.reached_at
-     and events.{{ step.field }} = '{{ step.value | replace("'", "''") }}'
-    group by previous.session_id, previous.org_id, previous.started_at
-    {% endif %}
+    select
+        *,
+        min(event_time) filter (
+            where {{ funnel }}_matches_{{ loop.index }}
+            {%- if not loop.first %} and event_time > {{ funnel }}_reached_{{ loop.index - 1 }}{% endif %}
+        ) over (partition by org_id, session_id) as {{ funnel }}_reached_{{ loop.index }}
+    from {{ 'events' if loop.first else funnel ~ '_step_' ~ (loop.index - 1) }}
 
 ),
 {% endfor %}
+
+{{ funnel }}_sessions as (
+
+    select
+        session_id,
+        org_id,
+        min({{ funnel }}_reached_1) as started_at
+        {%- for step in steps %},
+        bool_or({{ funnel }}_reached_{{ loop.index }} is not null) as reached_{{ loop.index }}
+        {%- endfor %}
+    from {{ funnel }}_step_{{ steps | length }}
+    group by org_id, session_id  -- a session is one org's: org_id keeps the work on its shard (SCALING)
+    having min({{ funnel }}_reached_1) is not null
+
+),
 {% endfor %}
 
 reached as (
@@ -83,7 +107,8 @@ reached as (
         {{ loop.index }} as step,
         '{{ step.field }} = {{ step.value }}' as step_name,
         count(*) as sessions
-    from {{ funnel }}_step_{{ loop.index }}
+    from {{ funnel }}_sessions
+    where reached_{{ loop.index }}
     group by 1, 2
     {% if not (loop.last and outer_last) %}union all{% endif %}
     {% endfor %}
