@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.hourly import copy_and_group  # noqa: E402
 from bench.ingest import copy_text, server_dsn  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
-from orchestration.database import recreate_database, sqlalchemy_url  # noqa: E402
+from orchestration.database import drop_database, recreate_database, sqlalchemy_url  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_backfill"
@@ -80,6 +80,8 @@ def main() -> None:
             runs.append(seconds)
             print(f"run {run + 1}/{args.runs}: backfill {seconds:.1f} s, COPY + GROUP BY {floors[-1]:.2f} s",
                   file=sys.stderr)
+    for suffix in ("", "_dagster", "_baseline"):  # scratch databases: nothing in them is kept
+        drop_database(server, DATABASE + suffix)
     hours = args.days * 24
     run_s, floor_s = statistics.median(runs), statistics.median(floors)
     print(f"{'measure':<48} {'median':>10}   ({args.runs} runs, {hours} hours, {lines:,} lines, {rows:,} valid rows)")

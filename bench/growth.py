@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.marts import (  # noqa: E402
     BASELINE_GROUP_BY,
+    DATABASE,
     QUERIES,
     connect,
     dbt,
@@ -39,10 +40,12 @@ from bench.marts import (  # noqa: E402
     publish_all,
     query_times,
     say,
+    server_dsn,
     settle,
     timed,
     warehouse,
 )
+from orchestration.database import drop_database  # noqa: E402
 from orchestration.dbt_project import prepare_manifest  # noqa: E402
 
 DISK = """
@@ -97,10 +100,10 @@ def measure(events: int, landing: Path, target: Path, hour_runs: int, query_runs
     return {"events": final_rows, "load": loaded, "load_rows": rows, "group_by": group_by, "build": build,
             "publication": publication,
             "hourly": statistics.median(hourly), "reports": statistics.median(reports), "queries": queries,
-            "disk": {"raw events, table": int(raw_table), "raw, other tables (id registry, ledger)": int(raw_other),
+            "disk": {"raw events, table": int(raw_table), "raw, id registry and ledger": int(raw_other),
                      "raw, every index": int(raw_index),
                      "marts, tables": int(marts_table), "marts, indexes": int(marts_index),
-                     "published marts (schema marts, a copy)": int(published)}}
+                     "marts, published copy": int(published)}}
 
 
 def report(sizes: list[dict]) -> None:
@@ -141,6 +144,7 @@ def main() -> None:
         target = Path(tmp) / "target"
         sizes = [measure(n, files / f"events-{n}", target, args.hour_runs, args.query_runs)
                  for n in (int(x) for x in args.sizes.split(","))]
+    drop_database(server_dsn(), DATABASE)  # each size's warehouse: nothing in it is kept
     report(sizes)
 
 

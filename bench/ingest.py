@@ -37,7 +37,7 @@ from ingestion.contract import FIELD_NAMES, FIELDS  # noqa: E402
 from ingestion.readers import read_lines  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
 from ingestion.validation import ValidEvent, validate  # noqa: E402
-from orchestration.database import connect, embedded_server_uri, recreate_database  # noqa: E402
+from orchestration.database import connect, drop_database, embedded_server_uri, recreate_database  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -207,6 +207,7 @@ def main() -> None:
             print(f"run {run + 1}/{args.runs}: plain COPY {baseline[-1]:.2f} s, two COPYs {pairs[-1]:.2f} s, ingest "
                   + ", ".join(f"{w} worker(s) {done[-1]['seconds']:.2f} s" for w, done in runs.items()),
                   file=sys.stderr)
+    drop_database(server_dsn(), DATABASE)  # a scratch database: nothing in it is kept
     copy_s = statistics.median(baseline)
     print(f"{'measure':<46} {'median':>12}   ({args.runs} runs, {lines:,} lines, {rows:,} valid rows)")
     print(f"{'plain COPY, bare table with PK':<46} {copy_s:>10.2f} s   {rows / copy_s:>10,.0f} rows/s")

@@ -37,7 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from ingestion.loader import load_hour  # noqa: E402
 from ingestion.synthetic import generate  # noqa: E402
-from orchestration.database import connect, dbt_env, embedded_server_uri, recreate_database  # noqa: E402
+from orchestration.database import (  # noqa: E402
+    connect,
+    dbt_env,
+    drop_database,
+    embedded_server_uri,
+    recreate_database,
+)
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, prepare_manifest  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 
@@ -295,6 +301,7 @@ def main() -> None:
         queries = [(name, query_times(dsn, sql, args.query_runs), raw and query_times(dsn, raw, 3))
                    for name, sql, raw in QUERIES]
         events = _count(dsn)
+    drop_database(server_dsn(), DATABASE)  # 15 GB at 10M events: nothing in it is kept
 
     print(f"\nFull build, {args.events:,} events over {DAYS} days (median s, x baseline, single runs)")
     base = statistics.median(small["group_by"])

@@ -198,6 +198,17 @@ def recreate_database(server_dsn: str, name: str) -> str:
     return with_database(server_dsn, name)
 
 
+def drop_database(server_dsn: str, name: str) -> None:
+    """Drop database `name` on the server of `server_dsn`, if it is there (a benchmark's scratch database)."""
+    admin = connect(with_database(server_dsn, "postgres"))
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    finally:
+        admin.close()
+
+
 def dbt_env(dsn: str) -> dict[str, str]:
     """Environment variables that dbt_project/profiles.yml reads to reach the same database."""
     params = psycopg2.extensions.parse_dsn(dsn)
