@@ -187,24 +187,23 @@ def ensure_database(dsn: str, setting: str = "WAREHOUSE_DSN") -> None:
 
 def recreate_database(server_dsn: str, name: str) -> str:
     """Drop and create database `name` on the server of `server_dsn` (tests, benchmarks); returns its URL."""
-    admin = connect(with_database(server_dsn, "postgres"))
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
+    _on_server(server_dsn, "drop database if exists {} with (force)", "create database {}", name=name)
     return with_database(server_dsn, name)
 
 
 def drop_database(server_dsn: str, name: str) -> None:
     """Drop database `name` on the server of `server_dsn`, if it is there (a benchmark's scratch database)."""
+    _on_server(server_dsn, "drop database if exists {} with (force)", name=name)
+
+
+def _on_server(server_dsn: str, *statements: str, name: str) -> None:
+    """Statements about database `name`, run from the server's postgres database outside a transaction."""
     admin = connect(with_database(server_dsn, "postgres"))
     try:
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            for statement in statements:
+                cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
     finally:
         admin.close()
 
