@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from orchestration.settings import SettingError, Settings
+from orchestration.settings import SettingError, Settings, dbt_pg_options
 
 WAREHOUSE_DATABASE = "warehouse"
 DAGSTER_DATABASE = "dagster"
@@ -209,9 +209,11 @@ def _on_server(server_dsn: str, *statements: str, name: str) -> None:
 
 
 def dbt_env(dsn: str) -> dict[str, str]:
-    """Environment variables that dbt_project/profiles.yml reads to reach the same database."""
+    """Environment variables that dbt_project/profiles.yml reads to reach the same database, and the
+    session settings its connections start with (WAREHOUSE_DBT_PG_OPTIONS, read by libpq)."""
     params = psycopg2.extensions.parse_dsn(dsn)
     return {
+        "PGOPTIONS": dbt_pg_options(),
         "DBT_PG_HOST": params.get("host", "localhost"),
         "DBT_PG_PORT": str(params.get("port", "5432")),
         "DBT_PG_USER": params.get("user", "postgres"),

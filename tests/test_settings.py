@@ -8,6 +8,7 @@ import pytest
 
 from orchestration.database import WarehouseUnreachable, connect, redacted
 from orchestration.settings import SettingError, Settings
+from tests.conftest import query
 
 
 def test_defaults(monkeypatch):
@@ -134,3 +135,36 @@ def test_a_database_name_is_only_ever_a_name(server_dsn):
         with admin.cursor() as cur:
             cur.execute('drop database if exists "ho"" template ""template0"')
         admin.close()
+
+
+@pytest.mark.parametrize("value", ["jit=off", "-c jit", "-c work_mem=256MB -c", "--jit=off"])
+def test_bad_dbt_session_settings_name_the_setting(monkeypatch, value):
+    from orchestration.database import dbt_env
+
+    monkeypatch.setenv("WAREHOUSE_DBT_PG_OPTIONS", value)
+    with pytest.raises(SettingError, match=r"WAREHOUSE_DBT_PG_OPTIONS=.* is not a list of `-c name=value` pairs"):
+        dbt_env("postgresql://postgres@127.0.0.1:5432/warehouse")
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("value, expected", [(None, ("off", "256MB")), ("-c work_mem=64MB", (None, "64MB"))])
+def test_dbt_sessions_start_with_the_configured_settings(warehouse, monkeypatch, value, expected):
+    """What dbt's own connection reports, asked through `dbt show` as a user would."""
+    import os
+    import re
+
+    from orchestration.database import dbt_env
+    from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    if value is None:
+        monkeypatch.delenv("WAREHOUSE_DBT_PG_OPTIONS", raising=False)
+    else:
+        monkeypatch.setenv("WAREHOUSE_DBT_PG_OPTIONS", value)
+    shown = subprocess.run(
+        [DBT_EXECUTABLE, "show", "--inline", "select current_setting('jit') || '/' || current_setting('work_mem') as s",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        env={**os.environ, **dbt_env(warehouse)}, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stdout[-2000:]
+    jit, work_mem = re.search(r"\| (\w+)/(\w+) +\|", shown.stdout).groups()
+    server_jit = query(warehouse, "show jit")[0][0]  # a plain connection: the server's own setting
+    assert (jit, work_mem) == (expected[0] or server_jit, expected[1])

@@ -148,7 +148,10 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
             args: list[str], window: dict[str, str] | None = None) -> Iterator:
     """Take schema build for this run (waiting for a run between its dbt and its publication), undo what
     an earlier, stopped run left there, run dbt (over `window`, see window_vars), keep every test result."""
-    os.environ.update(warehouse.dbt_env())  # profiles.yml reads the connection from the environment
+    connection = warehouse.dbt_env()
+    # dbt's session settings for dbt alone: this process's own connections keep the server's
+    session = {"PGOPTIONS": connection.pop("PGOPTIONS")}
+    os.environ.update(connection)  # profiles.yml reads the connection from the environment
     conn = warehouse.connect()
     try:
         acquire_build(conn, Holder.this_run(context.run.run_id), lambda run_id: _finished(context, run_id),
@@ -157,7 +160,7 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         if restored:
             context.log.warning("an earlier run stopped before publishing; put back the published rows of "
                                 + ", ".join(f"{k} ({v:,} rows)" for k, v in restored.items()))
-        with _in_environment(window_env(window or {})):  # dbt's process inherits it when it starts, here
+        with _in_environment({**session, **window_env(window or {})}):  # dbt's process inherits it, here
             invocation = dbt.cli(args, context=context, raise_on_error=False)
         for event in invocation.stream():
             yield with_row_count(context, conn, event)
@@ -181,12 +184,16 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
 def _in_environment(values: dict[str, str]) -> Iterator[None]:
     """`values` in this process's environment while the block runs, then gone: no later dbt of this process
     (a report, one run by hand) sees a run's window."""
+    before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
         yield
     finally:
-        for name in values:
-            os.environ.pop(name, None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def with_row_count(context, conn, event):
