@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.hourly import copy_and_group  # noqa: E402
 from bench.ingest import copy_text, server_dsn  # noqa: E402
-from ingestion.synthetic import generate  # noqa: E402
 from orchestration.database import drop_database, recreate_database, sqlalchemy_url  # noqa: E402
+from samples.synthetic import generate  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_backfill"

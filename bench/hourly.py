@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import bare_table, copy_text  # noqa: E402
 from ingestion.contract import FIELD_NAMES  # noqa: E402
-from ingestion.synthetic import Defects, generate  # noqa: E402
 from orchestration.database import connect, recreate_database  # noqa: E402
+from samples.synthetic import Defects, generate  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 BIN = Path(sys.executable).parent

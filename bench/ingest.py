@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from ingestion.contract import FIELD_NAMES, FIELDS  # noqa: E402
 from ingestion.readers import read_lines  # noqa: E402
-from ingestion.synthetic import generate  # noqa: E402
 from ingestion.validation import ValidEvent, validate  # noqa: E402
 from orchestration.database import connect, drop_database, embedded_server_uri, recreate_database  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
+from samples.synthetic import generate  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DATABASE = "warehouse_bench"

@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingestion.loader import load_hour  # noqa: E402
-from ingestion.synthetic import generate  # noqa: E402
 from orchestration.database import (  # noqa: E402
     connect,
     dbt_env,
@@ -46,6 +45,7 @@ from orchestration.database import (  # noqa: E402
 )
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, prepare_manifest  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
+from samples.synthetic import generate  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DAYS = 30

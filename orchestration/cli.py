@@ -139,7 +139,7 @@ def insight_lines(dsn: str, limit: int = 5) -> list[str]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from ingestion.synthetic import Defects, default_start, generate
+    from samples.synthetic import Defects, default_start, generate
 
     started = time.monotonic()
     settings = Settings.from_env()
@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:
-        from ingestion.synthetic import main as generate_main
+        from samples.synthetic import main as generate_main
 
         return generate_main(argv[1:])
     args = parser.parse_args(argv)

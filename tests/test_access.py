@@ -11,8 +11,8 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import MODELS, Anomaly, Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import MODELS, Anomaly, Defects, generate
 from tests.conftest import query, run_hours
 
 pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate, landing_path
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate, landing_path
 from tests.conftest import query, run_hours
 
 pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db

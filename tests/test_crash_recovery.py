@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingestion.synthetic import ORGS, events_for_hour, landing_path
 from orchestration.database import recreate_database
+from samples.synthetic import ORGS, events_for_hour, landing_path
 from tests.conftest import query
 
 pytestmark = pytest.mark.db

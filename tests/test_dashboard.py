@@ -14,8 +14,8 @@ from urllib.request import urlopen
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.browser import rendered_dom
 from tests.conftest import landed_events, query, run_hours
 from tests.test_performance import percentile_cont

@@ -19,8 +19,8 @@ import dagster as dg
 import psutil
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG, materialize_hours, materialize_reference
+from samples.synthetic import Defects, generate
 from tests.conftest import TEST_DATABASE, fresh_database, query
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ from ingestion.loader import load_file
 from ingestion.parallel import load_hours
 from ingestion.readers import hour_folder
 from ingestion.schema import ensure_schema
-from ingestion.synthetic import generate
 from ingestion.validation import Rejected, validate
+from samples.synthetic import generate
 from tests.conftest import fresh_database, query
 
 pytestmark = pytest.mark.db

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.synthetic import Defects, generate
+from samples.synthetic import Defects, generate
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db

@@ -15,9 +15,9 @@ import dagster as dg
 import pytest
 
 from ingestion.loader import load_hour
-from ingestion.synthetic import Defects, generate, landing_path
 from orchestration.database import connect
 from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+from samples.synthetic import Defects, generate, landing_path
 from tests.conftest import query, run_hours
 
 pytestmark = pytest.mark.db

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from ingestion import price_catalog
-from ingestion.reference import ReferenceDataError, read_budgets, read_orgs, read_overrides
+from reference import price_catalog
+from reference.files import ReferenceDataError, read_budgets, read_orgs, read_overrides
 
 
 @pytest.fixture(scope="module")

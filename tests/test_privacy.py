@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.conftest import event_day, landed_events, landing_dir, query, run_hours
 
 pytestmark = pytest.mark.db

@@ -16,8 +16,8 @@ import dagster as dg
 import pytest
 
 from ingestion.loader import load_hour
-from ingestion.synthetic import Defects, generate, landing_path
 from orchestration.runs import materialize_reference
+from samples.synthetic import Defects, generate, landing_path
 from tests.conftest import query, run_hours
 
 pytestmark = [pytest.mark.db, pytest.mark.one_server]  # CI: the embedded server only (see .ci/run)

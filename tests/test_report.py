@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_hours, materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.browser import rendered_dom, screenshot
 from tests.conftest import query
 from tests.listeners import HttpListener, SmtpListener

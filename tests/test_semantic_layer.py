@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.synthetic import Defects, generate
 from orchestration.runs import materialize_reference, materialize_reports
+from samples.synthetic import Defects, generate
 from tests.conftest import event_day, landed_events, query, run_hours
 from tests.test_performance import percentile_cont
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingestion.synthetic import MODELS, ORGS, Anomaly, Defects, generate, main
+from samples.synthetic import MODELS, ORGS, Anomaly, Defects, generate, main
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 

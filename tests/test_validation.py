@@ -84,8 +84,8 @@ def test_the_fast_path_agrees_with_the_detailed_check_line_for_line(tmp_path):
     import gzip
 
     from ingestion.copy_format import event_line, fast_event_line
-    from ingestion.synthetic import Defects, generate
     from ingestion.validation import event_time_window, fast_row, validate_slowly
+    from samples.synthetic import Defects, generate
 
     generate(tmp_path, LANDING, 1, 4000, seed=11, defects=Defects().scaled(6))
     lines = [line.rstrip(b"\n") for path in sorted(tmp_path.glob("dt=*/hour=*/*.jsonl.gz"))

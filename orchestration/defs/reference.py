@@ -3,10 +3,10 @@ the match of every model seen in events to the catalog. A change of prices resta
 
 import dagster as dg
 
-from ingestion import price_catalog
-from ingestion.reference import REFERENCE_DDL, ReferenceDataError, write_reference
 from orchestration.partitions import hours_of_run
 from orchestration.resources import WarehouseResource
+from reference import price_catalog
+from reference.files import REFERENCE_DDL, ReferenceDataError, write_reference
 
 CATALOG = dg.AssetKey(["reference", "catalog_prices"])
 FILES = [dg.AssetKey(["reference", name]) for name in ("price_overrides", "orgs", "org_budgets")]

@@ -2,7 +2,7 @@
 
 -- Every gated event with the price it is charged at: an override valid at its event time wins;
 -- otherwise the catalog price of its matched model for that time, UTC time of day and input-token
--- tier band (ingestion/price_catalog.py makes those rows non-overlapping). No match: null price.
+-- tier band (reference/price_catalog.py makes those rows non-overlapping). No match: null price.
 
 with
 

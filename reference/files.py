@@ -63,7 +63,7 @@ class Override:
     model: str
     valid_from: datetime | None
     valid_to: datetime | None
-    rates: tuple[Decimal, ...]  # ingestion.price_catalog.RATES order
+    rates: tuple[Decimal, ...]  # reference.price_catalog.RATES order
     note: str
 
     @property
