@@ -173,7 +173,7 @@ def main() -> None:
     env = environment(home)
     build(home, args.events, args.days)
     busy, quiet = future_hours(home, args.days, args.hour_events, args.quiet_events, args.runs)
-    from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+    from orchestration.tags import RANGE_END_TAG, RANGE_START_TAG
 
     results: dict[str, list[dict]] = {"busy": [], "quiet": []}
     for round_ in range(args.runs):  # busy and quiet hours in turns: the machine's drift touches both

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingestion.loader import load_hour  # noqa: E402
+from ingestion.landing import load_hour  # noqa: E402
 from orchestration.database import (  # noqa: E402
     connect,
     dbt_env,

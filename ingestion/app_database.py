@@ -69,8 +69,8 @@ def extract_hour(conn, spec: SourceSpec, hour: datetime, max_lateness: timedelta
                            on conflict (source) do update set watermark = greatest(raw.extract_watermarks.watermark,
                            excluded.watermark), updated_at = now()""", (spec.name, newest.value))
 
-    digest = f"from {since.isoformat() if since else 'the start'}"
-    return load_batch(conn, spec, name, digest, hour, open_source, store_watermark, max_lateness)
+    digest = f"from {since.isoformat() if since else 'the start'}"  # the read's identity in the ledger
+    return load_batch(conn, spec, name, lambda: digest, hour, open_source, store_watermark, max_lateness)
 
 
 def _read_table(dsn: str, spec: SourceSpec, since, end, newest: Newest) -> tuple[list[str], Iterator]:

@@ -1,4 +1,5 @@
 """Loader: one landed file (or one read of an application table) becomes one atomic ingestion batch.
+Which reader a source needs is its caller's choice (ingestion/landing.py); the loader takes rows.
 
 Every row ends up loaded, recognised as a duplicate (its event id is already registered in
 raw.event_ids or earlier in the chunk: the first occurrence wins), or quarantined with reason codes;
@@ -10,7 +11,7 @@ Rows are checked on this thread while a writer thread stores the previous chunk 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,8 +22,8 @@ import psycopg2.errors
 from ingestion.contract import FIELD_NAMES, LINEAGE_COLUMNS
 from ingestion.copy_format import EVENTS_COPY_OPTIONS, copy_text, event_line, fast_event_line
 from ingestion.pseudonyms import pseudonymiser
-from ingestion.readers import LandedFile, checksum, files_for_hour, format_of, open_rows
-from ingestion.schema import day_partitions, ensure_day_partition, ensure_schema
+from ingestion.readers import FileChecksum, format_of, open_rows
+from ingestion.schema import day_partitions, ensure_day_partition
 from ingestion.sources import SourceSpec, SourceSpecError, builtin_source
 from ingestion.validation import (
     EVENT_TIME,
@@ -227,17 +228,20 @@ def load_file(conn, path: Path, landing_hour: datetime, landing_dir: Path | None
     """
     name = str(path.relative_to(landing_dir)) if landing_dir else str(path)
     source = source or builtin_source(format_of(path))
-    return load_batch(conn, source, name, checksum(path), landing_hour, lambda: open_rows(path, source.format),
+    digest = FileChecksum(path)  # taken as the rows are read: the file is read once
+    return load_batch(conn, source, name, digest, landing_hour, lambda: open_rows(path, source.format, digest),
                       max_lateness=max_lateness, skip_loaded=True, supersede=True)
 
 
-def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
+def load_batch(conn, source: SourceSpec, name: str, digest: Callable[[], str], landing_hour: datetime,
                open_source: Callable[[], tuple[list[str] | None, Iterable]],
                on_commit: Callable[[object, BatchResult], None] | None = None,
                max_lateness: timedelta = MAX_LATENESS, skip_loaded: bool = False,
                supersede: bool = False) -> BatchResult:
     """Load the rows `open_source` yields as one transaction: all of them are loaded, duplicate or
     quarantined, or, if the source cannot be read, none are and a failed batch records why.
+    `digest()` is the content's checksum for the ledger, asked for once the rows are read (or before,
+    to tell an unchanged file from a corrected one when a batch of the same name was loaded).
     `on_commit` runs inside the transaction (an extractor stores its watermark there).
     `skip_loaded`: a batch of the same name and digest already loaded makes this one a skip.
     `supersede`: a batch of the same name with other content (a file delivered again, corrected)
@@ -250,22 +254,30 @@ def load_batch(conn, source: SourceSpec, name: str, digest: str, landing_hour: d
         except (OSError, EOFError, ValueError, csv.Error, psycopg2.DataError) as exc:
             conn.rollback()
             error = str(exc) if isinstance(exc, SourceSpecError) else f"{type(exc).__name__}: {exc}"
-            return record_failure(conn, name, digest, landing_hour, source.name, error)
+            return record_failure(conn, name, _digest_or_unread(digest), landing_hour, source.name, error)
         except psycopg2.errors.TransactionRollbackError as exc:  # the server undid the batch: start it again
             conn.rollback()
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    return record_failure(conn, name, digest, landing_hour, source.name,
+    return record_failure(conn, name, _digest_or_unread(digest), landing_hour, source.name,
                           f"undone by the server {DEADLOCK_ATTEMPTS} times in a row while other loaders ran ({error})")
 
 
-def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_hour: datetime,
+def _digest_or_unread(digest: Callable[[], str]) -> str:
+    try:
+        return digest()
+    except OSError:  # the file went away or cannot be read: the failure says why
+        return NOT_READ
+
+
+def _load_batch_once(conn, source: SourceSpec, name: str, digest: Callable[[], str], landing_hour: datetime,
                      open_source: Callable[[], tuple[list[str] | None, Iterable]],
                      on_commit: Callable[[object, BatchResult], None] | None,
                      max_lateness: timedelta, skip_loaded: bool, supersede: bool) -> BatchResult:
     with conn, conn.cursor() as cur:
         # loaders of the same file or source take turns; other files load side by side
         cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
-        if skip_loaded and already_loaded(cur, name, digest):  # also by a loader that held the lock before us
+        # loaded before under this name (also by a loader that held the lock before us): unchanged, it is skipped
+        if skip_loaded and loaded_before(cur, name) and already_loaded(cur, name, digest()):
             return BatchResult(name, "skipped")
         cur.execute("select nextval('raw.ingestion_batches_batch_id_seq')")
         batch_id = cur.fetchone()[0]
@@ -279,7 +291,7 @@ def _load_batch_once(conn, source: SourceSpec, name: str, digest: str, landing_h
                                                    max_lateness)
         finally:
             writer.stop()  # the cursor is the transaction's again, also after a failure
-        result = _write_batch(cur, batch_id, source.name, name, digest, landing_hour, read, events, quarantined,
+        result = _write_batch(cur, batch_id, source.name, name, digest(), landing_hour, read, events, quarantined,
                               regate=bool(superseded))
         if on_commit:
             on_commit(cur, result)
@@ -311,6 +323,11 @@ def supersede_earlier(cur, name: str, batch_id: int) -> list[int]:
     cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) select unnest(%(hours)s), 'pending'
                    on conflict (landing_hour) do update set gate_status = 'pending'""", window)
     return ids
+
+
+def loaded_before(cur, name: str) -> bool:
+    cur.execute("select 1 from raw.ingestion_batches where file = %s and status = 'loaded' limit 1", (name,))
+    return cur.fetchone() is not None
 
 
 def already_loaded(cur, name: str, digest: str) -> bool:
@@ -382,33 +399,3 @@ def _write_batch(cur, batch_id, source, name, digest, landing_hour, read, events
         cur.execute("""insert into raw.landing_hours (landing_hour, gate_status) values (%s, 'pending')
                        on conflict (landing_hour) do update set gate_status = 'pending'""", (landing_hour,))
     return result
-
-
-def load_hour(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = (),
-              max_lateness: timedelta = MAX_LATENESS) -> list[BatchResult]:
-    """Load everything that landed in `hour`: new rows of application databases, then every file.
-    A source that cannot be read is recorded as a failed batch and does not stop the others.
-    Events older than `max_lateness` before the hour are quarantined (event_time:too_late)."""
-    with conn, conn.cursor() as cur:
-        ensure_schema(cur)
-    return [load_file(conn, work.path, hour, landing_dir, work.source, max_lateness)
-            if isinstance(work, LandedFile) else work
-            for work in hour_work(conn, landing_dir, hour, specs, max_lateness)]
-
-
-def hour_work(conn, landing_dir: Path, hour: datetime, specs: list[SourceSpec] = (),
-              max_lateness: timedelta = MAX_LATENESS) -> Iterator[BatchResult | LandedFile]:
-    """What landed in `hour`, in order: the batches of application databases (extracted here: each
-    advances its source's watermark) and of files no source reads (recorded as failed here), then
-    each file to load, as a LandedFile."""
-    from ingestion.app_database import extract_hour  # the extractor builds on this module
-    for spec in specs:
-        if spec.format == "postgres":  # rows an application wrote before the end of this hour
-            yield extract_hour(conn, spec, hour, max_lateness)
-    for landed in files_for_hour(landing_dir, hour, specs):
-        if landed.source is None:
-            name = str(landed.path.relative_to(landing_dir))
-            # not read, not even for a checksum: a link may point anywhere, a pipe may never end
-            yield record_failure(conn, name, NOT_READ, hour, BUILTIN, landed.problem)
-        else:
-            yield landed

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import psycopg2
 
+from ingestion.landing import hour_work
 from ingestion.lifeline import die_with_parent
-from ingestion.loader import BatchResult, hour_work, load_file
+from ingestion.loader import BatchResult, load_file
 from ingestion.readers import LandedFile
 from ingestion.schema import ensure_schema
 from ingestion.sources import SourceSpec

@@ -93,14 +93,56 @@ def checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+class FileChecksum:
+    """A landed file's SHA-256, taken while its rows are read (open_rows), so a file is read once; read on
+    its own when it is asked for first (a file loaded before under the same name: unchanged, it is skipped)
+    or when its reader does not stream the file (Parquet reads its footer first)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.streamed: str | None = None  # the digest of the bytes the rows came from, once all were read
+
+    def __call__(self) -> str:
+        return self.streamed or checksum(self.path)
+
+    def opened(self, f) -> io.BufferedReader:
+        """`f` (a raw file) read through a hash of every byte; closing it hashes what the reader left."""
+        return io.BufferedReader(_Hashed(f, self))
+
+
+class _Hashed(io.RawIOBase):
+    def __init__(self, f, owner: FileChecksum):
+        self.f, self.owner, self.digest = f, owner, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.f.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        if not self.f.closed:
+            try:  # a gzip trailer or bytes after the last line still belong to the file's checksum
+                for block in iter(lambda: self.f.read(1 << 20), b""):
+                    self.digest.update(block)
+                self.owner.streamed = self.digest.hexdigest()
+            finally:
+                self.f.close()
+        super().close()
+
+
 def _open_regular(path: Path):
     """Open for reading, refusing a symbolic link even if one replaced the file since it was listed."""
     return open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NOFOLLOW))
 
 
-def _open_binary(path: Path):
+def _open_binary(path: Path, digest: FileChecksum | None = None):
     # ISA-L's gzip reader: the same format and errors as the standard library's, at twice the speed
     f = _open_regular(path)
+    if digest is not None:
+        f = digest.opened(f)
     if path.suffix != ".gz":
         return f
     gz = igzip.IGzipFile(fileobj=f, mode="rb")
@@ -114,14 +156,15 @@ TOO_LONG = Rejected(("line:too_long",))
 SHOWN_OF_A_LONG_LINE = 4096  # bytes of a line past the cap kept in the quarantine, to recognise it by
 
 
-def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes, Rejected | None]]:
+def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES,
+               digest: FileChecksum | None = None) -> Iterator[tuple[int, bytes, Rejected | None]]:
     """(line number from 1, raw bytes without the newline, None) for every non-blank line, in one pass:
     a line spread over many blocks is joined once, at its end. A line of more than `max_bytes` comes
     as its first bytes with TOO_LONG, and the rest of it is skipped without being held in memory."""
     number = 0
     pieces: list[bytes] = []  # the unfinished line, block by block
     held = 0  # its length so far
-    with _open_binary(path) as f:
+    with _open_binary(path, digest) as f:
         block = f.read(READ_BLOCK).removeprefix(BOM)
         while block:
             start = 0
@@ -153,17 +196,18 @@ def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[in
             yield number, line.removesuffix(b"\r"), None
 
 
-def open_rows(path: Path, fmt: str) -> tuple[list[str] | None, Iterator[Row]]:
-    """The file's column names (None for JSON Lines) and its rows, read lazily."""
+def open_rows(path: Path, fmt: str, digest: FileChecksum | None = None) -> tuple[list[str] | None, Iterator[Row]]:
+    """The file's column names (None for JSON Lines) and its rows, read lazily; `digest` takes the file's
+    checksum on the way (text formats)."""
     if fmt == "jsonl":
-        return None, read_lines(path)
+        return None, read_lines(path, digest=digest)
     if fmt == "csv":
-        return _csv_rows(path)
+        return _csv_rows(path, digest)
     return _parquet_rows(path)
 
 
-def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
-    text = io.TextIOWrapper(_open_binary(path), encoding="utf-8", errors="surrogateescape", newline="")
+def _csv_rows(path: Path, digest: FileChecksum | None = None) -> tuple[list[str], Iterator[Row]]:
+    text = io.TextIOWrapper(_open_binary(path, digest), encoding="utf-8", errors="surrogateescape", newline="")
     consumed: list[str] = []  # physical lines behind the current row, kept as the row's raw text
 
     def lines():

@@ -254,7 +254,7 @@ def parse_hour(text: str) -> datetime:
 
 def load(args: argparse.Namespace) -> int:
     from orchestration.partitions import HISTORY_START, hourly_partitions
-    from orchestration.runs import LATENESS_TAG
+    from orchestration.tags import LATENESS_TAG
 
     settings = Settings.from_env()
     first, last = parse_hour(args.first), parse_hour(args.last or args.first)

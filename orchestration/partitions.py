@@ -52,7 +52,7 @@ class RunHours:
 
 def run_hours_of(context) -> RunHours | None:
     """The landing hours of the run `context` belongs to (None: a run of no hours)."""
-    from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+    from orchestration.tags import RANGE_END_TAG, RANGE_START_TAG
 
     tags = context.run.tags
     if "dagster/partition" in tags:

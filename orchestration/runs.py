@@ -5,18 +5,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-# every job that runs dbt carries this tag; dagster.yaml lets one such run go at a time, so an hourly
-# run and a price restatement never rebuild the same incremental model at once
-DBT_RUN_TAGS = {"warehouse/dbt": "marts"}
-# the machine a `warehouse` command ran its runs on (dead_run_sensor judges only its own host's runs)
-HOST_TAG = "warehouse/host"
-# the Dagster asset groups of what a dbt run of landing hours builds, and its publication (one group per
-# dbt folder: a group of 40 assets cuts their names off in the UI's graph)
-TRANSFORM_GROUPS = ("staging", "usage", "costs", "performance", "behaviour", "insights", "publication")
-# an import of old files: how many days before its landing hour an event may be, for this run only
-LATENESS_TAG = "warehouse/max_lateness_days"
+from orchestration.tags import HOST_TAG, RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, RESTATEMENT_TAG
 
 
 def _here() -> dict[str, str]:
@@ -44,9 +33,6 @@ def materialize_erasure(first_hour: datetime, last_hour: datetime, erasure_id: i
                         log_level: str = "INFO"):
     """Rebuild every mart over the event hours [first_hour, last_hour] after an erasure (orchestration/privacy.py)
     and publish them: the late-event job with an event window (a restatement id makes it one)."""
-    from orchestration.defs.dbt import RESTATEMENT_TAG
-    from orchestration.defs.late_data import REASON_TAG
-
     return materialize_hours(first_hour, last_hour, instance, log_level, job_name="late_event_refresh_job",
                              tags={RESTATEMENT_TAG: f"erasure-{erasure_id}", REASON_TAG: f"erasure {erasure_id}"})
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Database tests run on a fresh database of the same server the project uses:
-the embedded PostgreSQL by default, or the server named by WAREHOUSE_DSN (CI runs both)."""
+the embedded PostgreSQL by default, or the server named by WAREHOUSE_DSN (CI runs both). Two test
+sessions on one server need different WAREHOUSE_TEST_DATABASE names (default warehouse_test)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from orchestration.database import recreate_database
 from orchestration.settings import Settings
 
 warnings.filterwarnings("ignore", module="platformdirs")
-TEST_DATABASE = "warehouse_test"
+TEST_DATABASE = os.environ.get("WAREHOUSE_TEST_DATABASE", "warehouse_test")
 
 # what the tests' runs write for people (Data Docs, reports) goes to a folder of the test session, not
 # beside the user's own in WAREHOUSE_STATE_DIR

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 from ingestion.sources import parse_spec
 from orchestration.database import connect, cursor, recreate_database
 from tests.conftest import query

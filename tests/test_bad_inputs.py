@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 from orchestration.database import connect
 from tests.conftest import query
 
@@ -101,6 +101,32 @@ def test_reloading_is_a_no_op_and_a_changed_file_replaces_its_earlier_rows(wareh
     assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
     assert query(warehouse, "select status, superseded_by from raw.ingestion_batches order by batch_id") == [
         ("superseded", again.batch_id), ("loaded", None)]
+
+
+@pytest.mark.parametrize("name, compress", [("a.jsonl", False), ("a.jsonl.gz", True), ("a.csv.gz", True)])
+def test_a_new_file_is_read_once_and_the_ledger_keeps_its_checksum(warehouse, tmp_path, monkeypatch, name, compress):
+    """Rows and checksum come from one read; a rerun reads the file once more, for its checksum only."""
+    import hashlib
+
+    from ingestion import readers
+
+    if name.startswith("a.csv"):
+        folder = tmp_path / "dt=2026-03-07" / "hour=12"
+        folder.mkdir(parents=True)
+        rows = "event_id,event_time,org_id,provider,model,status,input_tokens,output_tokens\n" + "".join(
+            f"e{i},2026-03-07T12:01:00Z,org_a,openai,gpt-4o,success,10,2\n" for i in range(3000))
+        (folder / name).write_bytes(gzip.compress(rows.encode()))
+    else:
+        land(tmp_path, name, [line(event_id=f"e{i}") for i in range(3000)], compress=compress)
+    opened = []
+    real_open = readers._open_regular
+    monkeypatch.setattr(readers, "_open_regular", lambda path: opened.append(path.name) or real_open(path))
+    first = load(warehouse, tmp_path)[f"dt=2026-03-07/hour=12/{name}"]
+    assert (first.status, first.loaded, opened) == ("loaded", 3000, [name])
+    content = (tmp_path / "dt=2026-03-07" / "hour=12" / name).read_bytes()
+    assert query(warehouse, "select checksum from raw.ingestion_batches") == [(hashlib.sha256(content).hexdigest(),)]
+    assert load(warehouse, tmp_path)[f"dt=2026-03-07/hour=12/{name}"].status == "skipped"
+    assert opened == [name, name]
 
 
 def test_a_corrected_file_replaces_its_rows_and_its_bad_lines_are_not_quarantined_twice(warehouse, tmp_path):

@@ -23,7 +23,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 import psycopg2
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 conn = psycopg2.connect(sys.argv[1], application_name="crash-test-loader")
 load_hour(conn, Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3]))
 """

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import defs
-from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.tags import RANGE_END_TAG, RANGE_START_TAG
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +179,8 @@ def test_jobs_that_run_dbt_queue_behind_each_other(repo):
     import yaml
 
     from orchestration.defs.dbt import cost_reports, usage_marts
-    from orchestration.runs import DBT_RUN_TAGS
     from orchestration.settings import PROJECT_ROOT
+    from orchestration.tags import DBT_RUN_TAGS
 
     dbt_keys = {*usage_marts.keys, *cost_reports.keys}
     for job in repo.get_all_jobs():

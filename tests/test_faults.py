@@ -19,7 +19,8 @@ import dagster as dg
 import psutil
 import pytest
 
-from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG, materialize_hours, materialize_reference
+from orchestration.runs import materialize_hours, materialize_reference
+from orchestration.tags import RANGE_END_TAG, RANGE_START_TAG
 from samples.synthetic import Defects, generate
 from tests.conftest import TEST_DATABASE, fresh_database, query
 

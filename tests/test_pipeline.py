@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 from orchestration.database import connect
-from orchestration.runs import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.tags import RANGE_END_TAG, RANGE_START_TAG
 from samples.synthetic import Defects, generate, landing_path
 from tests.conftest import query, run_hours
 

@@ -149,7 +149,7 @@ def test_a_reference_naming_the_user_is_refused(erased, capsys):
 
 
 def test_user_ids_are_stored_as_keyed_hashes_and_erased_by_the_real_id(warehouse, monkeypatch):
-    from ingestion.loader import load_hour
+    from ingestion.landing import load_hour
     from orchestration.database import connect
     from orchestration.privacy import erase
 

@@ -133,3 +133,33 @@ def test_readme_funnel_example_is_the_projects_funnel():
     [example] = [b for b in blocks if "vars" in b]
     project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text())
     assert example["vars"]["funnels"] == project["vars"]["funnels"]
+
+
+def test_the_code_imports_one_way():
+    """No circle among the project's modules, counting imports inside functions: each stage builds on the
+    ones before it (ingestion on reference data and contracts, orchestration on both), never back."""
+    import ast
+
+    packages = ("ingestion", "orchestration", "expectations", "reference", "samples")
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for package in packages for p in (ROOT / package).rglob("*.py")}
+    imports: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        imports[name] = {m for m in found if m in modules and m != name}
+
+    def circle_from(start: str, path: list[str]) -> list[str] | None:
+        for target in sorted(imports[start]):
+            if target in path:
+                return [*path[path.index(target):], target]
+            if (found := circle_from(target, [*path, target])) is not None:
+                return found
+        return None
+
+    circles = [c for name in sorted(modules) if (c := circle_from(name, [name]))]
+    assert not circles, " -> ".join(circles[0])

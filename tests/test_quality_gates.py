@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 from orchestration.runs import materialize_reference
 from samples.synthetic import Defects, generate, landing_path
 from tests.conftest import query, run_hours

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contract import FIELD_NAMES
-from ingestion.loader import load_hour
+from ingestion.landing import load_hour
 from ingestion.sources import SourceSpecError, load_specs, parse_spec
 from orchestration.database import connect
 from orchestration.settings import PROJECT_ROOT

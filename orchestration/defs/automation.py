@@ -5,10 +5,10 @@ from collections import Counter
 import dagster as dg
 
 from orchestration.defs.dbt import cost_reports
-from orchestration.defs.late_data import REASON_TAG, late_event_refresh_job
+from orchestration.defs.late_data import late_event_refresh_job
 from orchestration.defs.restatement import cost_restatement_job
 from orchestration.defs.retention import retention_job
-from orchestration.runs import DBT_RUN_TAGS, TRANSFORM_GROUPS
+from orchestration.tags import DBT_RUN_TAGS, REASON_TAG, TRANSFORM_GROUPS
 
 # steps run in the run's own process: a process per step (Dagster's default) loaded the code location
 # once more for each, 28 of an hourly run's 64 s (bench/RESULTS.md, end-to-end hourly latency)

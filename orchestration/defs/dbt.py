@@ -38,8 +38,8 @@ from orchestration.publication import (
     restore,
 )
 from orchestration.resources import WarehouseResource
+from orchestration.tags import RESTATEMENT_TAG
 
-RESTATEMENT_TAG = "warehouse/restatement_id"
 SAMPLE_ROWS = 5
 
 

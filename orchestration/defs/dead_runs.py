@@ -15,7 +15,7 @@ import socket
 import dagster as dg
 
 from ingestion.lifeline import process_gone
-from orchestration.runs import HOST_TAG
+from orchestration.tags import HOST_TAG
 
 GRACE_SECONDS = 30  # a run younger than this is left alone: its start may still be on its way
 

@@ -10,7 +10,7 @@ from ingestion.sources import SourceSpecError, load_specs
 from ingestion.validation import MAX_LATENESS
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import WarehouseResource
-from orchestration.runs import LATENESS_TAG
+from orchestration.tags import LATENESS_TAG
 
 
 @dg.asset(

@@ -3,10 +3,9 @@
 
 import dagster as dg
 
-from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG, TRANSFORM_GROUPS
+from orchestration.tags import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, TRANSFORM_GROUPS
 
 RAW_EVENTS = dg.AssetKey(["raw", "usage_events"])
-REASON_TAG = "warehouse/reason"
 
 late_event_refresh_job = dg.define_asset_job(
     "late_event_refresh_job", tags=DBT_RUN_TAGS, executor_def=dg.in_process_executor,  # as hourly_usage_job

@@ -5,10 +5,10 @@ per day, org and model in audit.cost_restatements."""
 import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
-from orchestration.defs.dbt import RESTATEMENT_TAG, usage_marts
-from orchestration.defs.late_data import REASON_TAG, hour_ranges
+from orchestration.defs.dbt import usage_marts
+from orchestration.defs.late_data import hour_ranges
 from orchestration.defs.reference import CATALOG, FILES
-from orchestration.runs import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG
+from orchestration.tags import DBT_RUN_TAGS, RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, RESTATEMENT_TAG
 
 cost_restatement_job = dg.define_asset_job(
     "cost_restatement_job", tags=DBT_RUN_TAGS, executor_def=dg.in_process_executor,  # as hourly_usage_job
