@@ -300,3 +300,35 @@ def test_old_data_docs_and_dbt_artifacts_are_cleaned_up(tmp_path, monkeypatch):
     prune_dbt_targets(target, keep=5)
     assert sorted(p.name for p in target.iterdir()) == ["manifest.json"] + [f"usage_marts-{n:07d}-abc"
                                                                             for n in range(3, 8)]
+
+
+def test_the_private_dagster_dbt_path_builds_what_the_public_dbt_assets_builds():
+    """orchestration/dagster_dbt_private.py is the only reader of dagster-dbt's private parts: here, what it
+    builds is compared with the public @dbt_assets for the same selection, so an upgrade that changes
+    them fails in this test instead of quietly in the code location."""
+    import json
+
+    from dagster_dbt import dbt_assets
+
+    from orchestration.dagster_dbt_private import check_key_of_test, description_without_sql
+    from orchestration.dbt_project import warehouse_dbt_project
+    from orchestration.defs.dbt import MANIFEST, TRANSLATOR, usage_marts
+
+    @dbt_assets(manifest=MANIFEST, exclude="tag:reports", dagster_dbt_translator=TRANSLATOR,
+                project=warehouse_dbt_project, name="public_usage_marts")
+    def public(context):
+        yield from ()
+
+    manifest = json.loads(MANIFEST.read_text())
+    units = {dg.AssetCheckKey(TRANSLATOR.get_asset_key(manifest["nodes"][u["depends_on"]["nodes"][0]]), u["name"])
+             for u in manifest["unit_tests"].values()}
+    units = {key for key in units if key.asset_key in usage_marts.keys}  # the reports' are the other job's
+    assert usage_marts.keys == public.keys and len(public.keys) >= 20
+    assert usage_marts.check_keys - units == public.check_keys and units and units <= usage_marts.check_keys
+    assert usage_marts.op.tags == {**public.op.tags, **usage_marts.op.tags} and "dagster_dbt/exclude" in usage_marts.op.tags
+    tests = [uid for uid in manifest["nodes"] if uid.startswith("test.")]
+    keys = {check_key_of_test(manifest, TRANSLATOR, uid, warehouse_dbt_project) for uid in tests}
+    assert (keys - {None}) >= public.check_keys and len(public.check_keys) > 20
+    model = manifest["nodes"]["model.llm_usage.fct_usage_hourly"]
+    assert model["raw_code"].strip()[:40] not in description_without_sql(model)
+    assert model["description"].strip()[:40] in description_without_sql(model)

@@ -17,14 +17,9 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
-from dagster_dbt.asset_utils import (
-    DAGSTER_DBT_EXCLUDE_METADATA_KEY,
-    DAGSTER_DBT_SELECT_METADATA_KEY,
-    build_dbt_specs,
-    get_asset_check_key_for_test,
-)
 
 from orchestration.check_history import record_check
+from orchestration.dagster_dbt_private import check_key_of_test, dbt_specs, description_without_sql, selection_tags
 from orchestration.dbt_project import keep_partial_parse, prepare_manifest, warehouse_dbt_project
 from orchestration.partitions import hours_of_run, run_hours_of
 from orchestration.publication import (
@@ -73,9 +68,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_description(self, dbt_resource_props: dict[str, Any]) -> str:
-        from dagster_dbt.asset_utils import default_description_fn
-
-        return default_description_fn(dbt_resource_props, display_raw_sql=False)  # the SQL is in the repo
+        return description_without_sql(dbt_resource_props)  # the SQL is in the repo
 
     def get_metadata(self, dbt_resource_props: dict[str, Any]) -> dict[str, Any]:
         metadata = dict(super().get_metadata(dbt_resource_props))
@@ -110,13 +103,11 @@ def warehouse_dbt_assets(*, select: str = "fqn:*", exclude: str = "", name: str,
                          partitions_def: dg.PartitionsDefinition | None = None):
     """@dbt_assets, plus a check per dbt unit test on the model it tests."""
     manifest = json.loads(MANIFEST.read_text())
-    specs, check_specs = build_dbt_specs(translator=TRANSLATOR, manifest=manifest, select=select, exclude=exclude,
-                                         selector="", io_manager_key=None, project=warehouse_dbt_project)
+    specs, check_specs = dbt_specs(TRANSLATOR, manifest, select, exclude, warehouse_dbt_project)
     check_specs = [*check_specs, *_unit_test_specs(manifest, {s.key for s in specs})]
     return dg.multi_asset(
         name=name, specs=specs, check_specs=check_specs, can_subset=True, partitions_def=partitions_def,
-        op_tags={DAGSTER_DBT_SELECT_METADATA_KEY: select,
-                 **({DAGSTER_DBT_EXCLUDE_METADATA_KEY: exclude} if exclude else {})},
+        op_tags=selection_tags(select, exclude),
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,  # a 30-day backfill is one dbt call
         allow_arbitrary_check_specs=True,
     )
@@ -257,7 +248,7 @@ def _record_tests(context, conn, manifest: dict, results: list[dict]) -> list[st
             kind = "dbt unit test"
         else:
             node = manifest["nodes"][uid]
-            check = get_asset_check_key_for_test(manifest, TRANSLATOR, uid, warehouse_dbt_project)
+            check = check_key_of_test(manifest, TRANSLATOR, uid, warehouse_dbt_project)
             asset = check.asset_key if check else dg.AssetKey(["dbt"])
             kind = "dbt test"
         status = r["status"]  # pass | warn | fail | error
