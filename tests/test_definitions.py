@@ -325,7 +325,8 @@ def test_the_private_dagster_dbt_path_builds_what_the_public_dbt_assets_builds()
     units = {key for key in units if key.asset_key in usage_marts.keys}  # the reports' are the other job's
     assert usage_marts.keys == public.keys and len(public.keys) >= 20
     assert usage_marts.check_keys - units == public.check_keys and units and units <= usage_marts.check_keys
-    selection = [{k: v for k, v in op.tags.items() if k.startswith("dagster_dbt/")} for op in (usage_marts.op, public.op)]
+    selection = [{k: v for k, v in op.tags.items() if k.startswith("dagster_dbt/")}
+                 for op in (usage_marts.op, public.op)]
     assert selection[0] == selection[1] and selection[0]["dagster_dbt/exclude"] == "tag:reports"
     tests = [uid for uid in manifest["nodes"] if uid.startswith("test.")]
     keys = {check_key_of_test(manifest, TRANSLATOR, uid, warehouse_dbt_project) for uid in tests}
