@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from ingestion.schema import day_partitions
 from ingestion.validation import MAX_LATENESS
@@ -49,18 +49,23 @@ def _exists(cur, table: str) -> bool:
     return cur.fetchone()[0]
 
 
-def _drop_raw_days(cur, now: datetime, window: timedelta) -> list[Purged]:
-    """Drop the raw day partitions that end before the cutoff; forget the ids of long-gone events.
+def expired_raw_days(cur, now: datetime, window: timedelta) -> dict[date, str]:
+    """The raw day partitions whose whole day is older than the window: {day: partition}. A day is kept
+    until all of it has expired, so the raw layer holds between N and N+1 days."""
+    return {day: partition for day, partition in sorted(day_partitions(cur).items())
+            if _day_end(day) <= now - window}
 
-    A day is kept until all of it is older than the window, so the raw layer holds between
-    N and N+1 days; dropping a partition is instant and leaves no dead rows behind.
-    """
+
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+def _drop_raw_days(cur, now: datetime, window: timedelta) -> list[Purged]:
+    """Drop the expired raw day partitions (instant, no dead rows left); forget the ids of long-gone events."""
     cutoff = now - window
     purged = []
-    for day, partition in sorted(day_partitions(cur).items()):
-        day_end = datetime.combine(day + timedelta(days=1), time(), UTC)
-        if day_end > cutoff:
-            continue
+    for day, partition in expired_raw_days(cur, now, window).items():
+        day_end = _day_end(day)
         cur.execute(f"select count(*) from {partition}")
         rows = cur.fetchone()[0]
         cur.execute(f"drop table {partition}")

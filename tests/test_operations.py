@@ -54,6 +54,44 @@ def test_retention_job_keeps_exactly_the_configured_window(warehouse, monkeypatc
     assert query(warehouse, "select event_id from raw.event_ids") == [("29-days-old",)]
 
 
+def test_raw_days_past_the_window_start_retention_once_no_run_reads_raw(warehouse):
+    """An import of old files leaves raw days past the window: the sensor starts retention_job for them, but
+    not while a run that reads raw (the import's own) is under way, and not again once they are gone."""
+    import uuid
+
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.automation import expired_raw_days_sensor
+    from orchestration.resources import WarehouseResource
+
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick():
+        context = dg.build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource()})
+        return expired_raw_days_sensor.evaluate_tick(context)
+
+    assert tick().skip_message == "raw holds no day older than 30 days"  # not even a raw table yet
+    now = datetime.now(UTC)
+    add_event(warehouse, "29-days-old", now - timedelta(days=29))
+    assert tick().skip_message == "raw holds no day older than 30 days"
+    old = [now - timedelta(days=d) for d in (45, 40)]
+    for event_time in old:
+        add_event(warehouse, f"imported-{event_time:%m%d}", event_time)
+    importing = instance.add_run(dg.DagsterRun(job_name="hourly_usage_job", run_id=str(uuid.uuid4()),
+                                               status=dg.DagsterRunStatus.STARTED))
+    assert tick().skip_message == "2 expired raw days wait for hourly_usage_job to finish"
+
+    instance.delete_run(importing.run_id)
+    [request] = tick().run_requests
+    days = f"{old[0]:%Y-%m-%d} to {old[1]:%Y-%m-%d}"
+    assert request.tags["warehouse/reason"] == f"raw holds expired days {days}"
+    assert expired_raw_days_sensor.job_name == "retention_job"
+    assert defs().resolve_job_def("retention_job").execute_in_process(instance=instance).success
+    assert query(warehouse, "select event_id from raw.usage_events") == [("29-days-old",)]
+    assert tick().skip_message == "raw holds no day older than 30 days"
+
+
 def day_partitions_of(dsn: str) -> list:
     return query(dsn, "select inhrelid::regclass::text from pg_inherits where inhparent = 'raw.usage_events'::regclass")
 

@@ -1,6 +1,8 @@
-"""Schedules: ingest and roll up every hour; retention every night; the reports after the marts change."""
+"""Schedules: ingest and roll up every hour; retention every night, and whenever raw holds expired days; the
+reports after the marts change."""
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -8,6 +10,8 @@ from orchestration.defs.dbt import cost_reports
 from orchestration.defs.late_data import late_event_refresh_job
 from orchestration.defs.restatement import cost_restatement_job
 from orchestration.defs.retention import retention_job
+from orchestration.resources import WarehouseResource
+from orchestration.retention import expired_raw_days
 from orchestration.tags import DBT_RUN_TAGS, REASON_TAG, TRANSFORM_GROUPS
 
 # steps run in the run's own process: a process per step (Dagster's default) loaded the code location
@@ -74,3 +78,33 @@ def reports_after_marts_sensor(context: dg.SensorEvaluationContext):
         run_requests=[dg.RunRequest(run_key=f"reports-after-{changed[-1].run_id}",
                                     tags={REASON_TAG: f"after {finished}"[:200]})],
         cursor=cursor)
+
+
+@dg.sensor(job=retention_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Retention when raw holds day partitions past WAREHOUSE_RAW_RETENTION_DAYS (an import of "
+                       "old files, say), not only at 02:30; never while a run that reads raw is under way.")
+def expired_raw_days_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    window = timedelta(days=warehouse.settings.raw_retention_days)
+    conn = warehouse.connect()
+    try:
+        with conn, conn.cursor() as cur:
+            expired = list(expired_raw_days(cur, datetime.now(UTC), window)) if _has_raw(cur) else []
+    finally:
+        conn.close()
+    if not expired:
+        return dg.SkipReason(f"raw holds no day older than {window.days} days")
+    instance = context.instance
+    # an import's own run still reads its old days: they go once it has built the marts from them
+    busy = [job for job in (*MARTS_JOBS, retention_job.name)
+            if instance.get_runs_count(dg.RunsFilter(job_name=job, statuses=IN_FLIGHT))]
+    if busy:
+        return dg.SkipReason(f"{len(expired)} expired raw days wait for {', '.join(busy)} to finish")
+    days = f"{expired[0]:%Y-%m-%d}" + (f" to {expired[-1]:%Y-%m-%d}" if len(expired) > 1 else "")
+    context.log.info(f"raw holds {len(expired)} days past the {window.days}-day window ({days}): retention")
+    return dg.RunRequest(run_key=f"expired-raw-{days}-{datetime.now(UTC):%Y%m%d%H}",
+                         tags={REASON_TAG: f"raw holds expired days {days}"})
+
+
+def _has_raw(cur) -> bool:
+    cur.execute("select to_regclass('raw.usage_events') is not null")
+    return cur.fetchone()[0]
