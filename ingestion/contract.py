@@ -1,7 +1,7 @@
 """The event contract: one usage event is one model request. The single source of truth.
 
-The raw table's columns (ingestion/schema.py), the validator and the README's contract table
-all follow `FIELDS`; tests/test_project_files.py keeps the README in step.
+The raw table's columns (ingestion/schema.py), the validator and the contract table of docs/contract.md
+all follow `FIELDS`; tests/test_project_files.py keeps that page in step.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Field:
 
     @property
     def limits(self) -> str:
-        """The field's limits as the README's contract table shows them."""
+        """The field's limits as docs/contract.md's table shows them."""
         if self.values:
             return ", ".join(self.values) + " (any case)"
         if self.max_length:

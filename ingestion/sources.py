@@ -1,6 +1,6 @@
 """Source specs: logs in the user's own shape, mapped onto the event contract without Python.
 
-A spec is a YAML file in the sources folder (WAREHOUSE_SOURCES_DIR). The README documents every key;
+A spec is a YAML file in the sources folder (WAREHOUSE_SOURCES_DIR). docs/sources.md documents every key;
 `sources/litellm_spend_logs.yaml` is a worked example. Files that no spec claims are read in the
 contract's own shape by the built-in source `landing`.
 """

@@ -27,7 +27,7 @@ class Setting:
 # measured on 1M events (bench/RESULTS.md): the full build 15 % faster than with the server's defaults
 DBT_PG_OPTIONS_DEFAULT = "-c jit=off -c work_mem=256MB"
 
-# The single list the README's settings table is written from (tests/test_project_files.py keeps them in step).
+# The single list docs/settings.md's table is written from (tests/test_project_files.py keeps them in step).
 SETTINGS: tuple[Setting, ...] = (
     Setting("WAREHOUSE_DSN", "(unset: embedded PostgreSQL under WAREHOUSE_STATE_DIR)",
             "libpq URL of the warehouse database, e.g. postgresql://user@host:5432/warehouse"),

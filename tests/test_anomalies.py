@@ -29,7 +29,7 @@ PLANTED = (  # each at 14:00 in the org's own time zone, when it is busy
     Anomaly("latency_regression", "org_initech", "gemini-2.0-flash", datetime(2026, 7, 3, 5, tzinfo=UTC)),
 )
 METRIC = {"cost_spike": "cost_usd", "error_burst": "error_rate", "latency_regression": "latency_p95_ms"}
-# documented in the README: at most this share of the hour x metric cells judged on clean data
+# documented in docs/marts.md: at most this share of the hour x metric cells judged on clean data
 FALSE_POSITIVE_RATE = 0.002
 
 

@@ -139,9 +139,9 @@ def test_any_range_and_dimension_comes_from_the_hourly_rollup_alone(loaded):
         exact = percentile_cont(by_provider[provider], 0.95)
         assert n == len(by_provider[provider])
         assert abs(estimate - exact) <= ACCURACY * exact + 1e-9, provider
-    # the README's query, verbatim over this window: the same percentiles, and the requests beside them are
+    # the query of docs/marts.md, verbatim over this window: the same percentiles, and the requests beside them are
     # the events' count (the unnest form would repeat each row once per bucket)
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "marts.md").read_text()
     [example] = re.findall(r"```sql\n(select provider,\s+sum\(requests\).*?latency_quantile.*?)```", readme, re.S)
     example = example.replace("hour_utc >= now() - interval '7 days'", "hour_utc between %s and %s")
     answered = {p: (n, v) for p, n, v in query(dsn, example.rstrip().rstrip(";"), (first, last))}

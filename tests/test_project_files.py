@@ -1,4 +1,4 @@
-"""The files a user reads or deploys stay true: README tables, commands, compose file, CI."""
+"""The files a user reads or deploys stay true: README and docs tables, commands, links, compose file, CI."""
 
 import re
 from pathlib import Path
@@ -11,12 +11,14 @@ from orchestration.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+DOCS = {p.name: p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}
 
 
-def test_readme_lists_every_setting_with_its_default():
+def test_the_settings_page_lists_every_setting_with_its_default():
+    page = DOCS["settings.md"]
     for s in SETTINGS:
-        assert f"| `{s.name}` | {s.default} | {s.help} |" in README, s.name
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", README, re.M))
+        assert f"| `{s.name}` | {s.default} | {s.help} |" in page, s.name
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", page, re.M))
     assert documented == {s.name for s in SETTINGS}
 
 
@@ -29,14 +31,14 @@ def test_every_suite_and_its_thresholds_are_documented_and_wired():
     suites = {p.stem for p in (ROOT / "expectations").glob("*.json")}
     assert suites == {g.suite for g in GATES}  # every suite file runs as a check, and only those
     for gate in GATES:
-        assert f"| `{gate.suite}` suite | `{gate.asset.to_user_string()}` |" in README
+        assert f"| `{gate.suite}` suite | `{gate.asset.to_user_string()}` |" in DOCS["quality-gates.md"]
         spec = json.loads((ROOT / "expectations" / f"{gate.suite}.json").read_text())
         assert all(e["severity"] in ("critical", "warning") for e in spec["expectations"]), gate.suite
         wanted = set(re.findall(r'"\$PARAMETER": "(\w+)"', json.dumps(spec)))
         settings = set(gate.parameters(Settings.from_env()))
         assert wanted - set(contract_parameters()) == settings, gate.suite  # each threshold is filled
         for name in settings:  # the contract's limits are in its own table
-            assert f"| `{name}` |" in README
+            assert f"| `{name}` |" in DOCS["quality-gates.md"]
 
 
 def test_the_raw_suite_judges_contract_fields_by_the_contracts_numbers():
@@ -69,9 +71,10 @@ def test_the_raw_suite_expects_exactly_the_contract_columns():
     assert columns == [f.name for f in FIELDS] + [n for n, _ in LINEAGE_COLUMNS] + ["hours_before_landing"]
 
 
-def test_readme_contract_table_is_the_contract_in_code():
+def test_the_contract_page_is_the_contract_in_code():
     for f in FIELDS:
-        assert f"| `{f.name}` | {f.kind} | {'yes' if f.required else ''} | {f.limits} | {f.description} |" in README
+        assert (f"| `{f.name}` | {f.kind} | {'yes' if f.required else ''} | {f.limits} | {f.description} |"
+                in DOCS["contract.md"])
 
 
 def test_the_two_readme_commands_are_the_ones_ci_runs():
@@ -122,14 +125,14 @@ def test_workspace_points_at_the_definitions_module():
     assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
 
 
-def test_readme_source_spec_examples_are_valid_specs():
-    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README, re.S)]
+def test_the_source_spec_examples_are_valid_specs():
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", DOCS["sources.md"], re.S)]
     specs = [b for b in blocks if "format" in b]
     assert [parse_spec(s).format for s in specs] == ["csv", "postgres"]
 
 
-def test_readme_funnel_example_is_the_projects_funnel():
-    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README, re.S)]
+def test_the_funnel_example_is_the_projects_funnel():
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", DOCS["marts.md"], re.S)]
     [example] = [b for b in blocks if "vars" in b]
     project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text())
     assert example["vars"]["funnels"] == project["vars"]["funnels"]
@@ -163,3 +166,52 @@ def test_the_code_imports_one_way():
 
     circles = [c for name in sorted(modules) if (c := circle_from(name, [name]))]
     assert not circles, " -> ".join(circles[0])
+
+
+def test_the_readme_is_a_short_guide_whose_folder_table_is_the_repository():
+    assert len(README.encode()) < 10_000
+    table = README.split("## Where things are", 1)[1].split("\n\n", 2)[1]
+    listed = {name.strip("`/") for row in re.findall(r"^\| ([^|]+) \|", table, re.M)
+              for name in row.split(", ") if name.startswith("`")}
+    assert all((ROOT / name).is_dir() for name in listed), listed
+    code = {p.name for p in ROOT.iterdir() if p.is_dir() and (any(p.glob("*.py")) or p.name in ("dbt_project", "docs"))
+            and not p.name.startswith(".")}
+    assert code <= listed, code - listed  # every folder that holds code is in the table
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_readme_and_the_docs_leads_somewhere():
+    pages = {ROOT / "README.md": README, **{ROOT / "docs" / name: text for name, text in DOCS.items()}}
+    anchors = {path: {_anchor(h) for h in re.findall(r"^#+ (.*)$", text, re.M)} for path, text in pages.items()}
+    assert all(DOCS[name].startswith("# ") for name in DOCS)
+    linked = {p.name for p in pages if p.parent.name == "docs"} & set(re.findall(r"\(docs/([\w.-]+\.md)\)", README))
+    assert linked == set(DOCS), set(DOCS) - linked  # every page is reachable from the README
+    for path, text in pages.items():
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            file, _, anchor = target.partition("#")
+            resolved = (path.parent / file).resolve() if file else path
+            assert resolved.exists(), f"{path.name}: {target}"
+            if anchor:
+                assert anchor in anchors.get(resolved, set()), f"{path.name}: {target}"
+    from orchestration.alerting.conditions import RUNBOOK_SECTION  # the link every alert carries
+
+    file, anchor = RUNBOOK_SECTION.split("#")
+    assert anchor in anchors[ROOT / file]
+
+
+def test_every_documented_command_is_run_by_ci_or_a_test():
+    ci = (ROOT / ".ci" / "run").read_text() + (ROOT / ".ci" / "ui_smoke.py").read_text()
+    tests = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    covered = set(re.findall(r"warehouse\"?,? \"?([a-z]+)", ci)) | set(re.findall(r'main\(\["([a-z]+)"', tests))
+    covered.add("generate")  # tests/test_synthetic.py runs every documented `warehouse generate` command
+    documented = set()
+    for text in [README, *DOCS.values()]:
+        for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S):
+            documented |= set(re.findall(r"\.venv/bin/warehouse ([a-z]+)", block))
+    assert documented and documented <= covered, documented - covered

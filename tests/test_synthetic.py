@@ -144,8 +144,10 @@ def test_cli_writes_the_landing_zone_the_readme_describes(tmp_path, capsys):
 
 
 def readme_generate_commands() -> list[list[str]]:
-    """The arguments of every `warehouse generate` command in the README."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text().replace("\\\n", " ")
+    """The arguments of every `warehouse generate` command in the README and the docs pages."""
+    root = Path(__file__).resolve().parent.parent
+    text = "".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    text = text.replace("\\\n", " ")
     return [shlex.split(line)[2:] for line in text.splitlines() if line.startswith(".venv/bin/warehouse generate")]
 
 

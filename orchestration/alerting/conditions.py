@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from orchestration.freshness import measure
 
-# what to do, one line per kind: the README's "On-call runbook" says more
+# what to do, one line per kind: docs/operations.md's "On-call runbook" says more
 RUNBOOK = {
     "raw_freshness": "No new events reach raw.usage_events: check that files still land in WAREHOUSE_LANDING_DIR "
                      "and the application databases answer, then the last hourly_usage_job runs.",
@@ -29,7 +29,7 @@ RUNBOOK = {
                "the hour and its baseline.",
     "insight": "Read the insight's recommendation in marts.insights and act on it or accept it.",
 }
-RUNBOOK_SECTION = "README.md#on-call-runbook"
+RUNBOOK_SECTION = "docs/operations.md#on-call-runbook"
 
 BUDGET_SEVERITY = {50: "info", 80: "warning", 100: "critical"}
 ANOMALY_WINDOW_HOURS = 3  # an anomaly is resolved once its series has had this many quiet published hours
