@@ -54,8 +54,8 @@ def test_raw_freshness_pages_once_with_what_on_call_needs_and_resolves_once(ware
     assert page["text"].startswith("[test-env] FIRING error raw_freshness: warehouse is stale: newest event ")
     assert page["values"]["limit_minutes"] == 60 and 299 <= page["values"]["lag_minutes"] <= 301
     assert page["link"] == "http://dagster.example:3000/assets/raw/usage_events"
-    assert page["runbook"].startswith("No new events reach raw.usage_events") and "docs/operations.md#on-call-runbook" in \
-        page["runbook"]
+    assert page["runbook"].startswith("No new events reach raw.usage_events")
+    assert "docs/operations.md#on-call-runbook" in page["runbook"]
     assert page["environment"] == "test-env" and page["duration_minutes"] is None
 
     add_event(warehouse, "new", datetime.now(UTC) - timedelta(minutes=5))
