@@ -1,6 +1,7 @@
 """Mart builds and dashboard queries, each against a baseline measured in the same run.
 
     .venv/bin/python bench/marts.py [--events 1000000] [--large-events 10000000] [--runs 3] [--query-runs 30]
+        [--server-settings-too]
 
 For each size (EVENTS, then LARGE_EVENTS), 30 generated days (seed 5, default defects) are loaded
 with the real loader into a scratch database `warehouse_bench_marts`, all but the last hour first,
@@ -215,15 +216,25 @@ def publish_all(dsn: str, target: Path) -> float:
         conn.close()
 
 
-def full_build(dsn: str, target: Path, runs: int) -> dict[str, list[float]]:
+def full_build(dsn: str, target: Path, runs: int, server_settings_too: bool = False) -> dict[str, list[float]]:
+    """Baseline and full builds, in turns; with `server_settings_too`, each round also builds with dbt's
+    sessions on the server's own settings (WAREHOUSE_DBT_PG_OPTIONS empty) instead of the project's."""
     say("baseline GROUP BY")
     group_by = [timed(lambda: execute(dsn, BASELINE_GROUP_BY)) for _ in range(runs)]
     say(f"full build x {runs}")
-    build = []
+    build, on_server_settings = [], []
     for i in range(runs):
         build.append(timed(lambda: dbt(dsn, target, "build", "--full-refresh")))
-        say(f"  full build {i + 1}: {build[-1]:.1f} s")
-    return {"group_by": group_by, "build": build, "slowest": slowest(target), "publish": [publish_all(dsn, target)]}
+        say(f"  full build {i + 1}: {build[-1]:.1f} s; {'; '.join(slowest(target, 4))}")
+        if server_settings_too:
+            os.environ["WAREHOUSE_DBT_PG_OPTIONS"] = ""
+            try:
+                on_server_settings.append(timed(lambda: dbt(dsn, target, "build", "--full-refresh")))
+            finally:
+                del os.environ["WAREHOUSE_DBT_PG_OPTIONS"]
+            say(f"  the same on the server's settings: {on_server_settings[-1]:.1f} s; {'; '.join(slowest(target, 4))}")
+    return {"group_by": group_by, "build": build, "server_settings": on_server_settings, "slowest": slowest(target),
+            "publish": [publish_all(dsn, target)]}
 
 
 def settle(dsn: str) -> None:
@@ -285,6 +296,8 @@ def main() -> None:
     parser.add_argument("--large-runs", type=int, default=1, help="full builds of the larger warehouse")
     parser.add_argument("--query-runs", type=int, default=30)
     parser.add_argument("--landing-cache", type=Path, help="keep the generated files here and reuse them")
+    parser.add_argument("--server-settings-too", action="store_true",
+                        help="also build the smaller warehouse with dbt's sessions on the server's own settings")
     args = parser.parse_args()
     prepare_manifest(refresh=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,7 +305,7 @@ def main() -> None:
         files = args.landing_cache or Path(tmp)
         say(f"warehouse of {args.events:,} events")
         dsn, _, _ = warehouse(args.events, files / f"events-{args.events}")
-        small = full_build(dsn, target, args.runs)
+        small = full_build(dsn, target, args.runs, args.server_settings_too)
         say(f"warehouse of {args.large_events:,} events")
         dsn, last, _ = warehouse(args.large_events, files / f"events-{args.large_events}")
         large = full_build(dsn, target, args.large_runs)
@@ -307,6 +320,8 @@ def main() -> None:
     base = statistics.median(small["group_by"])
     print(row("baseline: one GROUP BY of the raw events into a table", small["group_by"], base))
     print(row("dbt build --full-refresh (every model and test)", small["build"], base))
+    if small["server_settings"]:
+        print(row("the same, dbt's sessions on the server's settings (jit, work_mem)", small["server_settings"], base))
     print(row("publication of every mart to schema marts", small["publish"], base))
     print(f"\nWarehouse of {events:,} raw events")
     base = statistics.median(large["group_by"])

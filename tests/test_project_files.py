@@ -215,3 +215,12 @@ def test_every_documented_command_is_run_by_ci_or_a_test():
         for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S):
             documented |= set(re.findall(r"\.venv/bin/warehouse ([a-z]+)", block))
     assert documented and documented <= covered, documented - covered
+
+
+def test_every_file_the_readme_and_the_docs_name_exists():
+    text = README + "".join(DOCS.values())
+    named = set(re.findall(r"\b((?:ingestion|orchestration|reference|samples|expectations|tests|bench|dbt_project|"
+                           r"sources|\.ci)/[\w./-]+\.(?:py|json|yml|yaml|sql|md|csv|j2))", text))
+    named.discard("sources/gateway.yaml")  # a spec's name in an example error message
+    assert len(named) > 30 and all((ROOT / name).exists() for name in named), sorted(
+        n for n in named if not (ROOT / n).exists())
