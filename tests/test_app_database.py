@@ -8,7 +8,7 @@ import pytest
 from ingestion.landing import load_hour
 from ingestion.sources import parse_spec
 from orchestration.database import connect, cursor, recreate_database
-from tests.conftest import query
+from tests.conftest import TEST_DATABASE, query
 
 pytestmark = pytest.mark.db
 
@@ -22,7 +22,7 @@ SPEC = {"name": "app", "format": "postgres", "dsn_env": "APP_DATABASE_URL", "tab
 
 @pytest.fixture()
 def app_db(server_dsn, monkeypatch) -> str:
-    dsn = recreate_database(server_dsn, "app_test")
+    dsn = recreate_database(server_dsn, TEST_DATABASE + "_app")
     with cursor(dsn) as cur:
         cur.execute("""create table public.llm_calls (id bigserial primary key, created_at timestamptz not null,
                        tenant text, model text, input_tokens int, duration_s numeric, feature text)""")

@@ -13,7 +13,7 @@ import pytest
 
 from orchestration.database import recreate_database
 from samples.synthetic import ORGS, events_for_hour, landing_path
-from tests.conftest import query
+from tests.conftest import TEST_DATABASE, query
 
 pytestmark = pytest.mark.db
 
@@ -69,7 +69,7 @@ def test_kill_mid_batch_then_rerun_equals_an_uninterrupted_run(server_dsn, tmp_p
     with gzip.open(path, "wt") as f:
         f.write("\n".join(lines) + "\n")
 
-    crashed = recreate_database(server_dsn, "warehouse_test_crash")
+    crashed = recreate_database(server_dsn, TEST_DATABASE + "_crash")
     loader = start_loader(crashed, landing)
     wait_for_copy(crashed, loader)
     os.kill(loader.pid, signal.SIGKILL)
@@ -84,7 +84,7 @@ def test_kill_mid_batch_then_rerun_equals_an_uninterrupted_run(server_dsn, tmp_p
 
     rerun = start_loader(crashed, landing)
     assert rerun.wait(120) == 0
-    clean = recreate_database(server_dsn, "warehouse_test_clean")
+    clean = recreate_database(server_dsn, TEST_DATABASE + "_clean")
     assert start_loader(clean, landing).wait(120) == 0
 
     expected = comparable(clean)

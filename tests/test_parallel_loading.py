@@ -17,7 +17,7 @@ from ingestion.readers import hour_folder
 from ingestion.schema import ensure_schema
 from ingestion.validation import Rejected, validate
 from samples.synthetic import generate
-from tests.conftest import fresh_database, query
+from tests.conftest import TEST_DATABASE, fresh_database, query
 
 pytestmark = pytest.mark.db
 
@@ -48,7 +48,7 @@ def test_two_workers_build_the_same_raw_layer_as_one(server_dsn, tmp_path):
 
     results = {}
     for workers in (1, 2):
-        dsn = fresh_database(server_dsn, f"warehouse_test_w{workers}")
+        dsn = fresh_database(server_dsn, f"{TEST_DATABASE}_w{workers}")
         batches = load(dsn, landing, workers)
         assert [b.status for b in batches] == ["loaded"] * 49
         results[workers] = (batches, query(dsn, CONTENT), query(dsn, """
