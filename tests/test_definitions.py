@@ -103,7 +103,10 @@ def test_schedules_sensors_and_jobs(repo):
     assert schedules["nightly_reference_schedule"].job_name == "reference_data_job"
     assert {s.name for s in repo.sensor_defs} == {
         "freshness_alert_sensor", "warehouse_alert_sensor", "failed_run_alert_sensor", "late_event_sensor",
-        "dead_run_sensor", "price_restatement_sensor", "reports_after_marts_sensor"}
+        "dead_run_sensor", "price_restatement_sensor", "reports_after_marts_sensor", "expired_raw_days_sensor"}
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert sensors["expired_raw_days_sensor"].job_name == "retention_job"
+    assert sensors["expired_raw_days_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     reports = {k.to_user_string() for k in repo.get_job("reports_job").asset_layer.executable_asset_keys}
     assert reports == {"marts/fct_org_monthly_spend", "marts/fct_top_users_monthly", "marts/fct_top_tags_monthly",
                        "marts/insights", "marts/fct_weekly_cohorts", "marts/fct_experiment_results"}
