@@ -33,7 +33,7 @@ def selection_tags(select: str, exclude: str) -> dict[str, str]:
 
 
 def check_key_of_test(manifest: Mapping[str, Any], translator: DagsterDbtTranslator, unique_id: str,
-                   project: DbtProject) -> dg.AssetCheckKey | None:
+                      project: DbtProject) -> dg.AssetCheckKey | None:
     """The asset check a dbt test reports as (None: a test dagster-dbt models as no check)."""
     return get_asset_check_key_for_test(manifest, translator, unique_id, project)
 

@@ -51,7 +51,9 @@ def _exists(cur, table: str) -> bool:
 
 def expired_raw_days(cur, now: datetime, window: timedelta) -> dict[date, str]:
     """The raw day partitions whose whole day is older than the window: {day: partition}. A day is kept
-    until all of it has expired, so the raw layer holds between N and N+1 days."""
+    until all of it has expired, so the raw layer holds between N and N+1 days. None before raw exists."""
+    if not _exists(cur, "raw.usage_events"):
+        return {}
     return {day: partition for day, partition in sorted(day_partitions(cur).items())
             if _day_end(day) <= now - window}
 

@@ -88,7 +88,7 @@ def expired_raw_days_sensor(context: dg.SensorEvaluationContext, warehouse: Ware
     conn = warehouse.connect()
     try:
         with conn, conn.cursor() as cur:
-            expired = list(expired_raw_days(cur, datetime.now(UTC), window)) if _has_raw(cur) else []
+            expired = list(expired_raw_days(cur, datetime.now(UTC), window))
     finally:
         conn.close()
     if not expired:
@@ -103,8 +103,3 @@ def expired_raw_days_sensor(context: dg.SensorEvaluationContext, warehouse: Ware
     context.log.info(f"raw holds {len(expired)} days past the {window.days}-day window ({days}): retention")
     return dg.RunRequest(run_key=f"expired-raw-{days}-{datetime.now(UTC):%Y%m%d%H}",
                          tags={REASON_TAG: f"raw holds expired days {days}"})
-
-
-def _has_raw(cur) -> bool:
-    cur.execute("select to_regclass('raw.usage_events') is not null")
-    return cur.fetchone()[0]
