@@ -1,10 +1,11 @@
 """Mart builds and dashboard queries, each against a baseline measured in the same run.
 
     .venv/bin/python bench/marts.py [--events 1000000] [--large-events 10000000] [--runs 3] [--query-runs 30]
-        [--server-settings-too]
+        [--server-settings-too] [--floor]
 
 For each size (EVENTS, then LARGE_EVENTS), 30 generated days (seed 5, default defects) are loaded
 with the real loader into a scratch database `warehouse_bench_marts`, all but the last hour first,
+its (provider, model) pairs matched to catalog prices as the hourly job does,
 and marked as passed by the raw gate (the Great Expectations suites are not timed here):
 1. Baseline: a single GROUP BY of the raw events to hour x org x service x provider x model,
    written to a table (what a hand-rolled rollup would do).
@@ -18,6 +19,10 @@ and marked as passed by the raw gate (the Great Expectations suites are not time
    reports, with their tests); then the reports' rebuild, which runs after it.
 4. Dashboard queries on the marts, each run QUERY_RUNS times (issue 6: p95 under 100 ms), beside
    the same question asked of the raw events where it can be.
+With --floor, the smaller warehouse's build is also set against its floor: one plain pass over the
+events for each node that must read them all (FLOOR_PASSES, on dbt's session settings), shared by
+dbt's 2 threads, plus dbt's fixed cost (the same build of a 20,000-event warehouse); each such node's
+time in the build is printed beside its pass. --large-events 0 builds the smaller warehouse only.
 Uses WAREHOUSE_DSN's server, or the embedded one. Prints tables of medians.
 """
 
@@ -45,7 +50,7 @@ from orchestration.database import (  # noqa: E402
     recreate_database,
 )
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, prepare_manifest  # noqa: E402
-from orchestration.settings import Settings  # noqa: E402
+from orchestration.settings import Settings, dbt_pg_options  # noqa: E402
 from samples.synthetic import generate  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -62,6 +67,49 @@ BASELINE_GROUP_BY = """
     from raw.usage_events
     group by 1, 2, 3, 4, 5
 """
+
+# The least work each output of the full build needs: one plain pass over the events per node that
+# must read them all (an aggregate to its grain, or the event-grain write), on the view the models read.
+# The floor of the build is dbt's fixed cost (the same build of a tiny warehouse) plus these passes
+# shared by dbt's 2 threads. (node, what the pass does, SQL; each written to a table like the baseline)
+EVENTS = "staging.stg_usage__events"
+GAMMA = 1.01 / 0.99  # the latency histogram's bucket ratio at dbt var latency_relative_accuracy 0.01
+FLOOR_PASSES = (
+    ("fct_usage_hourly", "group by hour x org x service x provider x model",
+     f"select event_hour, org_id, service, provider, model, count(*) as n, sum(input_tokens) as input_tokens, "
+     f"sum(output_tokens) as output_tokens from {EVENTS} group by 1, 2, 3, 4, 5"),
+    ("fct_performance_hourly", "the latency histogram: group by those and the bucket",
+     f"select event_hour, org_id, service, provider, model, "
+     f"ceil(ln(greatest(latency_ms, 1.0)) / ln({GAMMA}))::int as bucket, count(*) as n "
+     f"from {EVENTS} where latency_ms is not null group by 1, 2, 3, 4, 5, 6"),
+    ("fct_performance_hourly", "the time-to-first-token histogram, the same way",
+     f"select event_hour, org_id, service, provider, model, "
+     f"ceil(ln(greatest(ttft_ms, 1.0)) / ln({GAMMA}))::int as bucket, count(*) as n "
+     f"from {EVENTS} where ttft_ms is not null group by 1, 2, 3, 4, 5, 6"),
+    ("fct_event_costs", "the events written once at event grain (no pricing)",
+     f"select event_id, event_time, event_hour, org_id, user_id, session_id, service, provider, model, input_tokens, "
+     f"cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, provider_cost_usd from {EVENTS}"),
+    ("fct_cost_hourly", "group by hour x org x team x user x service x provider x model",
+     f"select event_hour, org_id, metadata ->> 'team' as team, user_id, service, provider, model, count(*) as n, "
+     f"sum(provider_cost_usd) as cost from {EVENTS} group by 1, 2, 3, 4, 5, 6, 7"),
+    ("fct_sessions", "group by session",
+     f"select session_id, min(event_time) as first_at, max(event_time) as last_at, count(*) as n "
+     f"from {EVENTS} where session_id is not null group by 1"),
+    ("fct_user_activity_daily", "group by day x org x user",
+     f"select event_hour::date as day, org_id, user_id, count(*) as n from {EVENTS} group by 1, 2, 3"),
+    ("fct_usage_by_dimension_daily", "group by day x org x value of each of 5 dimensions (no distinct counts)",
+     f"select e.event_hour::date as day, e.org_id, d.dimension, d.value, count(*) as n from {EVENTS} as e "
+     f"cross join lateral (values ('event_type', e.event_type), ('tool', e.tool), ('action', e.action), "
+     f"('team', e.metadata ->> 'team'), ('app_version', e.metadata ->> 'app_version')) as d (dimension, value) "
+     f"group by 1, 2, 3, 4"),
+    ("fct_experiment_users_daily", "group by day x experiment x variant x user",
+     f"select event_hour::date as day, metadata ->> 'experiment' as experiment, metadata ->> 'variant' as variant, "
+     f"user_id, count(*) as n from {EVENTS} where metadata ->> 'experiment' is not null group by 1, 2, 3, 4"),
+    ("tests", "unique event_id (one of the generic tests that read every event)",
+     f"select event_id from {EVENTS} group by 1 having count(*) > 1"),
+    ("tests", "assert_hourly_rollup_equals_events: the events summed again",
+     f"select event_hour, org_id, count(*) as n, sum(output_tokens) as output_tokens from {EVENTS} group by 1, 2"),
+)
 
 # (what a dashboard asks, the mart query, the same question of the raw events or None)
 QUERIES = (
@@ -203,7 +251,27 @@ def warehouse(events: int, landing: Path) -> tuple[str, datetime, float]:
     # the raw suites are not part of this bench: mark the hours as their gate would
     execute(dsn, "update raw.landing_hours set gate_status = 'passed'; analyze raw.landing_hours")
     assert materialize_reference(dg.DagsterInstance.ephemeral(), log_level="WARNING").success
+    match_models(dsn)
     return dsn, last, loaded
+
+
+def match_models(dsn: str) -> None:
+    """What the hourly job's reference/model_matches does for the hours it loads: without it every event
+    stays unpriced and the build never runs its catalog join (the benches before 2026-12-06)."""
+    from reference import price_catalog
+
+    conn = connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select distinct provider, model from raw.usage_events")
+            pairs = cur.fetchall()
+            price_catalog.write_matches(cur, price_catalog.match_models(pairs), price_catalog.catalog_version())
+            cur.execute("select count(*) filter (where catalog_model_id is not null), count(*) "
+                        "from reference.model_matches")
+            matched, known = cur.fetchone()
+    finally:
+        conn.close()
+    say(f"{matched} of {known} (provider, model) pairs matched to a catalog price")
 
 
 def publish_all(dsn: str, target: Path) -> float:
@@ -222,9 +290,10 @@ def full_build(dsn: str, target: Path, runs: int, server_settings_too: bool = Fa
     say("baseline GROUP BY")
     group_by = [timed(lambda: execute(dsn, BASELINE_GROUP_BY)) for _ in range(runs)]
     say(f"full build x {runs}")
-    build, on_server_settings = [], []
+    build, on_server_settings, nodes = [], [], []
     for i in range(runs):
         build.append(timed(lambda: dbt(dsn, target, "build", "--full-refresh")))
+        nodes.append(node_times(target))
         say(f"  full build {i + 1}: {build[-1]:.1f} s; {'; '.join(slowest(target, 4))}")
         if server_settings_too:
             os.environ["WAREHOUSE_DBT_PG_OPTIONS"] = ""
@@ -234,7 +303,34 @@ def full_build(dsn: str, target: Path, runs: int, server_settings_too: bool = Fa
                 del os.environ["WAREHOUSE_DBT_PG_OPTIONS"]
             say(f"  the same on the server's settings: {on_server_settings[-1]:.1f} s; {'; '.join(slowest(target, 4))}")
     return {"group_by": group_by, "build": build, "server_settings": on_server_settings, "slowest": slowest(target),
+            "nodes": {node: [spent.get(node, 0.0) for spent in nodes] for node in nodes[0]},
             "publish": [publish_all(dsn, target)]}
+
+
+def floor(dsn: str, runs: int) -> list[tuple[str, str, list[float]]]:
+    """Each floor pass, timed `runs` times in turns, written to a table as the baseline is, on the session
+    settings dbt's sessions get (WAREHOUSE_DBT_PG_OPTIONS)."""
+    words = dbt_pg_options().split()
+    session = "".join(f"set {name} = '{value}'; " for name, value in (w.split("=", 1) for w in words[1::2]))
+    times: list[list[float]] = [[] for _ in FLOOR_PASSES]
+    for _ in range(runs):
+        for i, (_, _, sql) in enumerate(FLOOR_PASSES):
+            statement = f"{session}drop table if exists public.bench_floor; create table public.bench_floor as {sql}"
+            times[i].append(timed(lambda statement=statement: execute(dsn, statement)))
+    execute(dsn, "drop table if exists public.bench_floor")
+    return [(node, what, spent) for (node, what, _), spent in zip(FLOOR_PASSES, times, strict=True)]
+
+
+def node_times(target: Path) -> dict[str, float]:
+    """Seconds per model of the last dbt command, the tests summed under 'tests'."""
+    import json
+
+    spent: dict[str, float] = {}
+    for result in json.loads((target / "run_results.json").read_text())["results"]:
+        kind, _, name = result["unique_id"].split(".", 2)
+        key = name.split(".")[0] if kind == "model" else "tests" if kind == "test" else "other"
+        spent[key] = spent.get(key, 0.0) + result["execution_time"]
+    return spent
 
 
 def settle(dsn: str) -> None:
@@ -291,13 +387,15 @@ def row(label: str, values: list[float], base: float | None = None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--large-events", type=int, default=10_000_000)
+    parser.add_argument("--large-events", type=int, default=10_000_000, help="0: the smaller warehouse only")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--large-runs", type=int, default=1, help="full builds of the larger warehouse")
     parser.add_argument("--query-runs", type=int, default=30)
     parser.add_argument("--landing-cache", type=Path, help="keep the generated files here and reuse them")
     parser.add_argument("--server-settings-too", action="store_true",
                         help="also build the smaller warehouse with dbt's sessions on the server's own settings")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the floor of the smaller warehouse's full build (FLOOR_PASSES, fixed cost)")
     args = parser.parse_args()
     prepare_manifest(refresh=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -306,14 +404,21 @@ def main() -> None:
         say(f"warehouse of {args.events:,} events")
         dsn, _, _ = warehouse(args.events, files / f"events-{args.events}")
         small = full_build(dsn, target, args.runs, args.server_settings_too)
-        say(f"warehouse of {args.large_events:,} events")
-        dsn, last, _ = warehouse(args.large_events, files / f"events-{args.large_events}")
-        large = full_build(dsn, target, args.large_runs)
-        hour = incremental(dsn, files / f"events-{args.large_events}", last, target, args.runs)
-        say("dashboard queries")
-        queries = [(name, query_times(dsn, sql, args.query_runs), raw and query_times(dsn, raw, 3))
-                   for name, sql, raw in QUERIES]
-        events = _count(dsn)
+        if args.floor:
+            say("floor passes")
+            passes = floor(dsn, args.runs)
+            say(f"dbt's fixed cost: the full build of a warehouse of {FIXED_COST_EVENTS:,} events")
+            tiny, _, _ = warehouse(FIXED_COST_EVENTS, files / f"events-{FIXED_COST_EVENTS}")
+            fixed = [timed(lambda: dbt(tiny, target, "build", "--full-refresh")) for _ in range(args.runs)]
+        if args.large_events:
+            say(f"warehouse of {args.large_events:,} events")
+            dsn, last, _ = warehouse(args.large_events, files / f"events-{args.large_events}")
+            large = full_build(dsn, target, args.large_runs)
+            hour = incremental(dsn, files / f"events-{args.large_events}", last, target, args.runs)
+            say("dashboard queries")
+            queries = [(name, query_times(dsn, sql, args.query_runs), raw and query_times(dsn, raw, 3))
+                       for name, sql, raw in QUERIES]
+            events = _count(dsn)
     drop_database(server_dsn(), DATABASE)  # 15 GB at 10M events: nothing in it is kept
 
     print(f"\nFull build, {args.events:,} events over {DAYS} days (median s, x baseline, single runs)")
@@ -323,6 +428,36 @@ def main() -> None:
     if small["server_settings"]:
         print(row("the same, dbt's sessions on the server's settings (jit, work_mem)", small["server_settings"], base))
     print(row("publication of every mart to schema marts", small["publish"], base))
+    if args.floor:
+        print_floor(small, passes, fixed, base)
+    if args.large_events:
+        print_large(args, large, hour, queries, events)
+
+
+FIXED_COST_EVENTS = 20_000
+
+
+def print_floor(small: dict, passes: list[tuple[str, str, list[float]]], fixed: list[float], base: float) -> None:
+    """Each node that reads every event beside its floor pass, then the floor of the whole build."""
+    print("\nFloor of the full build (median s; a node's time is its time in the build, where dbt runs 2 at once)")
+    print(f"  {'node':<30} {'in the build':>12} {'floor pass':>11} {'x floor':>8}   floor pass")
+    nodes = {node: statistics.median(spent) for node, spent in small["nodes"].items()}
+    for node in dict.fromkeys(node for node, _, _ in passes):
+        mine = [(what, statistics.median(spent)) for name, what, spent in passes if name == node]
+        least = sum(spent for _, spent in mine)
+        print(f"  {node:<30} {nodes.get(node, 0.0):>12.2f} {least:>11.2f} {nodes.get(node, 0.0) / least:>8.1f}   "
+              f"{'; '.join(what for what, _ in mine)}")
+    others = sum(spent for node, spent in nodes.items() if node not in {name for name, _, _ in passes})
+    print(f"  {'every other node (no floor pass)':<30} {others:>12.2f}")
+    work = sum(statistics.median(spent) for _, _, spent in passes)
+    least = statistics.median(fixed) + work / 2
+    build = statistics.median(small["build"])
+    print(row(f"dbt's fixed cost: the full build of {FIXED_COST_EVENTS:,} events", fixed, base))
+    print(f"  floor: fixed cost + the passes ({work:.2f} s) over 2 threads = {least:.1f} s = {least / base:.1f}x the "
+          f"baseline; the build: {build:.1f} s = {build / base:.1f}x, {build / least:.2f}x its floor")
+
+
+def print_large(args: argparse.Namespace, large: dict, hour: dict, queries: list, events: int) -> None:
     print(f"\nWarehouse of {events:,} raw events")
     base = statistics.median(large["group_by"])
     full = statistics.median(large["build"])

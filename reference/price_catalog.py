@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib.metadata import version
 
+from reference.files import analyze_reference
+
 # the per-event cost is fee + sum(bucket tokens x rate) / 1e6; see dbt_project/models/costs
 RATES = ("usd_per_request", "usd_per_mtok_input", "usd_per_mtok_cache_read", "usd_per_mtok_cache_write",
          "usd_per_mtok_output", "usd_per_mtok_reasoning")
@@ -219,6 +221,7 @@ def write_catalog(cur, rows: list[PriceRow], catalog: str) -> dict[str, int]:
              row.time_of_day_from, row.time_of_day_to, row.input_tokens_over, row.input_tokens_up_to,
              *row.rates, row.listed_prices, catalog))
     cur.execute("update reference.catalog_prices set catalog_version = %s", (catalog,))
+    analyze_reference(cur, "catalog_prices")
     return {"added": len(new), "removed": len(before - set(after)), "kept": len(before & set(after))}
 
 
@@ -237,6 +240,7 @@ def write_matches(cur, matches: dict, catalog: str) -> list[tuple[str, str]]:
                            catalog_model_id = excluded.catalog_model_id,
                            catalog_version = excluded.catalog_version, matched_at = now()""",
                     (provider, model, *(target or (None, None)), catalog))
+    analyze_reference(cur, "model_matches")
     return changed
 
 
