@@ -17,6 +17,7 @@ from ingestion.release import SHARE_MIN_ROWS
 from orchestration.check_history import record_check
 from orchestration.database import sqlalchemy_url
 from orchestration.partitions import RunHours, hourly_partitions, hours_of_run
+from orchestration.publication import last_publication
 from orchestration.resources import WarehouseResource
 from orchestration.settings import Settings
 
@@ -170,8 +171,7 @@ def with_publication_time(warehouse: WarehouseResource, query: str) -> str:
     conn = warehouse.connect()
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select coalesce(max(published_at), '-infinity')::text from audit.publications")
-            since = cur.mogrify("built_at > %s::timestamptz", cur.fetchone()).decode()
+            since = cur.mogrify("built_at > %s", (last_publication(cur),)).decode()
     finally:
         conn.close()
     return query.replace(UNPUBLISHED, since)
