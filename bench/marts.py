@@ -56,6 +56,7 @@ from samples.synthetic import generate  # noqa: E402
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DAYS = 30
 DATABASE = "warehouse_bench_marts"
+FIXED_COST_EVENTS = 20_000  # --floor: dbt's fixed cost is the full build of a warehouse this small
 
 BASELINE_GROUP_BY = """
     drop table if exists public.bench_group_by;
@@ -263,9 +264,7 @@ def match_models(dsn: str) -> None:
     conn = connect(dsn)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select distinct provider, model from raw.usage_events")
-            pairs = cur.fetchall()
-            price_catalog.write_matches(cur, price_catalog.match_models(pairs), price_catalog.catalog_version())
+            price_catalog.match_new_models(cur, START, START + timedelta(days=DAYS))
             cur.execute("select count(*) filter (where catalog_model_id is not null), count(*) "
                         "from reference.model_matches")
             matched, known = cur.fetchone()
@@ -309,15 +308,22 @@ def full_build(dsn: str, target: Path, runs: int, server_settings_too: bool = Fa
 
 def floor(dsn: str, runs: int) -> list[tuple[str, str, list[float]]]:
     """Each floor pass, timed `runs` times in turns, written to a table as the baseline is, on the session
-    settings dbt's sessions get (WAREHOUSE_DBT_PG_OPTIONS)."""
-    words = dbt_pg_options().split()
-    session = "".join(f"set {name} = '{value}'; " for name, value in (w.split("=", 1) for w in words[1::2]))
+    settings dbt's sessions get (WAREHOUSE_DBT_PG_OPTIONS, libpq's options as for dbt)."""
+    import psycopg2
+
     times: list[list[float]] = [[] for _ in FLOOR_PASSES]
-    for _ in range(runs):
-        for i, (_, _, sql) in enumerate(FLOOR_PASSES):
-            statement = f"{session}drop table if exists public.bench_floor; create table public.bench_floor as {sql}"
-            times[i].append(timed(lambda statement=statement: execute(dsn, statement)))
-    execute(dsn, "drop table if exists public.bench_floor")
+    conn = psycopg2.connect(dsn, options=dbt_pg_options())
+    try:
+        with conn.cursor() as cur:
+            for _ in range(runs):
+                for i, (_, _, sql) in enumerate(FLOOR_PASSES):
+                    cur.execute("drop table if exists public.bench_floor")
+                    times[i].append(timed(lambda sql=sql: cur.execute(f"create table public.bench_floor as {sql}")))
+                    conn.commit()
+            cur.execute("drop table if exists public.bench_floor")
+            conn.commit()
+    finally:
+        conn.close()
     return [(node, what, spent) for (node, what, _), spent in zip(FLOOR_PASSES, times, strict=True)]
 
 
@@ -434,9 +440,6 @@ def main() -> None:
         print_large(args, large, hour, queries, events)
 
 
-FIXED_COST_EVENTS = 20_000
-
-
 def print_floor(small: dict, passes: list[tuple[str, str, list[float]]], fixed: list[float], base: float) -> None:
     """Each node that reads every event beside its floor pass, then the floor of the whole build."""
     print("\nFloor of the full build (median s; a node's time is its time in the build, where dbt runs 2 at once)")
@@ -444,8 +447,8 @@ def print_floor(small: dict, passes: list[tuple[str, str, list[float]]], fixed: 
     nodes = {node: statistics.median(spent) for node, spent in small["nodes"].items()}
     for node in dict.fromkeys(node for node, _, _ in passes):
         mine = [(what, statistics.median(spent)) for name, what, spent in passes if name == node]
-        least = sum(spent for _, spent in mine)
-        print(f"  {node:<30} {nodes.get(node, 0.0):>12.2f} {least:>11.2f} {nodes.get(node, 0.0) / least:>8.1f}   "
+        its_floor, in_build = sum(spent for _, spent in mine), nodes.get(node, 0.0)
+        print(f"  {node:<30} {in_build:>12.2f} {its_floor:>11.2f} {in_build / its_floor:>8.1f}   "
               f"{'; '.join(what for what, _ in mine)}")
     others = sum(spent for node, spent in nodes.items() if node not in {name for name, _, _ in passes})
     print(f"  {'every other node (no floor pass)':<30} {others:>12.2f}")

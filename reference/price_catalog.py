@@ -225,6 +225,19 @@ def write_catalog(cur, rows: list[PriceRow], catalog: str) -> dict[str, int]:
     return {"added": len(new), "removed": len(before - set(after)), "kept": len(before & set(after))}
 
 
+def match_new_models(cur, start, end) -> dict:
+    """Match and store the (provider, model) pairs of the events that landed in [start, end) that
+    reference.model_matches does not know yet; returns the new matches (None: no catalog model)."""
+    cur.execute("""select distinct e.provider, e.model from raw.usage_events e
+                   where e.landing_hour >= %s and e.landing_hour < %s
+                     and not exists (select 1 from reference.model_matches m
+                                     where m.provider = e.provider and m.model = e.model)""", (start, end))
+    new_pairs = cur.fetchall()
+    matches = match_models(new_pairs) if new_pairs else {}
+    write_matches(cur, matches, catalog_version())
+    return matches
+
+
 def write_matches(cur, matches: dict, catalog: str) -> list[tuple[str, str]]:
     """Upsert model matches; returns the (provider, model) pairs whose catalog model changed."""
     cur.execute(CATALOG_DDL)
@@ -240,7 +253,8 @@ def write_matches(cur, matches: dict, catalog: str) -> list[tuple[str, str]]:
                            catalog_model_id = excluded.catalog_model_id,
                            catalog_version = excluded.catalog_version, matched_at = now()""",
                     (provider, model, *(target or (None, None)), catalog))
-    analyze_reference(cur, "model_matches")
+    if matches:  # most hours bring no new model: nothing written, nothing to analyze
+        analyze_reference(cur, "model_matches")
     return changed
 
 

@@ -81,14 +81,7 @@ def model_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             if cur.fetchone()[0]:
                 context.log.warning("reference.catalog_prices is empty, so every request stays unpriced: "
                                     "materialize reference_data_job (the demo does) to load the price catalog")
-            cur.execute("""select distinct e.provider, e.model from raw.usage_events e
-                           where e.landing_hour >= %s and e.landing_hour < %s
-                             and not exists (select 1 from reference.model_matches m
-                                             where m.provider = e.provider and m.model = e.model)""",
-                        (window.start, window.end))
-            new_pairs = cur.fetchall()
-            matches = price_catalog.match_models(new_pairs) if new_pairs else {}
-            price_catalog.write_matches(cur, matches, price_catalog.catalog_version())
+            matches = price_catalog.match_new_models(cur, window.start, window.end)
             cur.execute("select lower(provider), lower(model) from reference.price_overrides")
             overridden = set(cur.fetchall())
     finally:
